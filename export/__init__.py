@@ -1,0 +1,1 @@
+"""Deployment toolchain (float16 TFLite export, LiteRT latency reports) — filled by the export issue."""

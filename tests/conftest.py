@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny configs and small hand-made data files (tests stay fast on 2 cores)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from tfphys.data import formats
+
+TINY_CONFIG = """
+[data]
+val_fraction = 0.25
+default_n = 40
+default_seed = 7
+[pipeline]
+batch_size = 8
+[model]
+encoder_filters = [8, 8, 8, 8]
+mask_filters = [8, 8, 8, 8]
+decoder_filters = [8, 8, 8, 8]
+latent_channels = 4
+[train]
+epochs = 2
+seed = 1
+[train.optimizer]
+class_name = "AdamW"
+learning_rate = 3e-3
+weight_decay = 0.1
+clipnorm = 1.0
+"""
+
+
+def sparse_events(n, *, label=0, mass=0.0, hits=(20, 80), seed=0):
+    """``n`` random sparse events in the dark-shower layout (deposits anywhere, all channels)."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, *formats.IMAGE_SHAPE), np.float32)
+    for i in range(n):
+        k = rng.integers(*hits)
+        images[i, rng.integers(0, 360, k), rng.integers(0, 286, k), rng.integers(0, 3, k)] = (
+            rng.exponential(2.0, k) + 0.1)
+    return {
+        "images": images,
+        "label": np.full(n, label, np.int8),
+        "mass": np.full(n, mass, np.float32),
+        "n_tracks": (images[..., 0] > 0).sum(axis=(1, 2)).astype(np.int32),
+    }
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_CONFIG)
+    return path
+
+
+@pytest.fixture(scope="session")
+def qcd_file(tmp_path_factory):
+    """48 QCD-labelled sparse events."""
+    path = tmp_path_factory.mktemp("data") / "qcd.h5"
+    formats.write_darkshowers(path, [sparse_events(48, seed=1)], generator="test")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mixed_file(tmp_path_factory):
+    """32 QCD events, then 16 'signal' events (label 1) whose tracker channel is hit everywhere."""
+    path = tmp_path_factory.mktemp("data") / "mixed.h5"
+    signal = sparse_events(16, label=1, mass=125.0, seed=2)
+    signal["images"][..., 0] = 1.0  # every one of the 72 × 58 mask pixels is hit
+    formats.write_darkshowers(path, [sparse_events(32, seed=3), signal], generator="test")
+    return path

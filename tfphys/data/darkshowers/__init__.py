@@ -1,0 +1,89 @@
+"""Dark-shower collision images: generators and the files they write.
+
+``generate`` is what ``tfphys-data generate`` runs: it draws events chunk by chunk from a
+generator (``"toy"``, the built-in numpy simulator of :mod:`.toy`, is the default) and appends them
+to a :class:`~tfphys.data.formats.DarkShowerWriter`. Each chunk gets its own child of
+``numpy.random.SeedSequence(seed)``, so a file is reproducible byte for byte from its seed.
+No TensorFlow is imported here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tfphys.data import formats
+from tfphys.errors import TfphysError
+
+GENERATORS = ("toy",)
+CHUNK_EVENTS = 128  # 128 × 1.2 MB of dense images in memory at a time
+
+
+def components(process: str, mass_gev: float | None) -> list[tuple[str, float | None]]:
+    """The (process, mass) pieces of a request; ``"all"`` is QCD plus every signal mass point."""
+    from tfphys.data.darkshowers import toy
+
+    if process == "all":
+        if mass_gev is not None:
+            raise TfphysError("--mass cannot be combined with --process all")
+        return [("qcd", None)] + [(p, m) for p in ("suep", "svj") for m in toy.MASSES_GEV[p]]
+    if process not in toy.PROCESSES:
+        raise TfphysError(f"unknown process {process!r}; expected one of {', '.join(toy.PROCESSES)}, all")
+    if mass_gev is not None and mass_gev not in toy.MASSES_GEV[process]:
+        allowed = ", ".join(f"{m:g}" for m in toy.MASSES_GEV[process])
+        raise TfphysError(f"mass {mass_gev:g} GeV is not a {process} mass point; expected one of {allowed}")
+    return [(process, None if process == "qcd" else mass_gev)]
+
+
+def generate(process: str, n: int, out: str | os.PathLike, *, mass_gev: float | None = None,
+             seed: int = 0, generator: str = "toy", progress: bool = True) -> int:
+    """Generate ``n`` events per (process, mass) component into a new HDF5 file ``out``.
+
+    ``process="all"`` writes a labelled test set: ``n`` QCD events and ``n`` events at every SUEP
+    and SVJ mass point. A signal process without ``mass_gev`` draws the mass point per event.
+    Returns the number of events written. Chunks are flushed as they are written, so an
+    interrupted run leaves a valid file with every finished chunk.
+    """
+    if generator not in GENERATORS:
+        raise TfphysError(f"unknown generator {generator!r}; expected one of {', '.join(GENERATORS)}")
+    if n <= 0:
+        raise TfphysError(f"--n must be a positive number of events, got {n}")
+    from tfphys.data.darkshowers import toy
+
+    pieces = components(process, mass_gev)
+    sizes = [min(CHUNK_EVENTS, n - start) for start in range(0, n, CHUNK_EVENTS)]
+    seeds = np.random.SeedSequence(seed).spawn(len(pieces) * len(sizes))
+    with formats.DarkShowerWriter(out, generator=generator, seed=seed) as writer, tqdm(
+        total=n * len(pieces), unit="ev", desc=f"{generator}:{process}", disable=not progress
+    ) as bar:
+        for k, (proc, mass) in enumerate(pieces):
+            for j, size in enumerate(sizes):
+                writer.append(toy.simulate(proc, size, mass_gev=mass, seed=seeds[k * len(sizes) + j]))
+                bar.update(size)
+        return len(writer)
+
+
+def cache_dir() -> Path:
+    """Where default datasets are cached: ``$TFPHYS_CACHE`` or ``~/.cache/tfphys``."""
+    return Path(os.environ.get("TFPHYS_CACHE", Path.home() / ".cache" / "tfphys"))
+
+
+def default_dataset(process: str, n: int, seed: int, progress: bool = True) -> Path:
+    """Path of a cached generated dataset, generating it first if needed.
+
+    Generation goes to a temporary name and is renamed at the end, so a killed run never leaves
+    a truncated file behind under the cached name.
+    """
+    path = cache_dir() / f"darkshowers-{process}-n{n}-seed{seed}-v{formats.DARKSHOWERS_VERSION}.h5"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".part{os.getpid()}")
+        try:
+            generate(process, n, tmp, seed=seed, progress=progress)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,162 @@
+"""Small serialisable Keras 3 layers shared by the tfphys models.
+
+Each layer stores its constructor arguments, creates its weights in ``build`` and returns exactly
+those arguments from ``get_config``, so models built from them load with
+``keras.saving.load_model(path, safe_mode=True)`` and convert to builtin TFLite ops.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="tfphys")
+class SpatialConditioning(keras.layers.Layer):
+    """Spatial multiplicative conditioning of a feature map on a compact latent vector.
+
+    CoDAE paper (Anzalone et al. 2024), Eq. (1) and Algorithm 2::
+
+        r = Conv_K( SB(z_m) ) ⊙ h
+
+    ``SB`` is the spatial broadcast of Watters et al. (2019, Algorithm 1): ``z_m`` is tiled over the
+    ``H × W`` grid of ``h`` and two coordinate channels (``linspace(-1, 1)`` along rows and
+    columns) are appended; a linear ``K × K`` convolution maps the ``D + 2`` channels to the ``C``
+    channels of ``h``, and the result multiplies ``h`` element-wise.
+
+    Args:
+        kernel_size: ``K``, the size of the linear convolution (paper: 3).
+        kernel_initializer: initializer of that convolution.
+
+    Input: ``[h, z_m]`` with ``h`` of shape ``(batch, H, W, C)`` and ``z_m`` of shape ``(batch, D)``.
+    Output: shape ``(batch, H, W, C)``.
+    """
+
+    def __init__(self, kernel_size=3, kernel_initializer="he_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_size = kernel_size
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        h_shape, z_shape = input_shape
+        if len(h_shape) != 4 or len(z_shape) != 2:
+            raise ValueError(
+                f"SpatialConditioning expects [h (batch, H, W, C), z (batch, D)], got {input_shape}"
+            )
+        height, width, channels = h_shape[1:]
+        if None in (height, width, channels):
+            raise ValueError(f"SpatialConditioning needs a static H, W, C; got {h_shape}")
+        rows, cols = np.meshgrid(
+            np.linspace(-1.0, 1.0, height), np.linspace(-1.0, 1.0, width), indexing="ij"
+        )
+        # A constant, not a weight: the coordinate grid is part of the architecture.
+        self._coords = np.stack([rows, cols], axis=-1)[None].astype("float32")
+        self.conv = keras.layers.Conv2D(
+            channels,
+            self.kernel_size,
+            padding="same",
+            kernel_initializer=self.kernel_initializer,
+            name="conv",
+        )
+        self.conv.build((None, height, width, z_shape[-1] + 2))
+
+    def call(self, inputs):
+        h, z = inputs
+        # Broadcast by multiplication with ones: only MUL/CONCAT, i.e. builtin TFLite ops.
+        ones = ops.ones_like(h[..., :1])
+        tiled = ones * z[:, None, None, :]
+        coords = ones * ops.convert_to_tensor(self._coords, dtype=h.dtype)
+        return self.conv(ops.concatenate([tiled, coords], axis=-1)) * h
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            kernel_size=self.kernel_size,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfphys")
+class GroupedConv2D(keras.layers.Layer):
+    """A grouped 2-D convolution computed as ``groups`` independent convolutions.
+
+    Mathematically identical to ``keras.layers.Conv2D(groups=g)`` (same kernel layout
+    ``(kh, kw, C_in / g, filters)``, same parameter count): input channels are split into ``g``
+    groups, group ``i`` is convolved with output filters ``i·filters/g … (i+1)·filters/g − 1``,
+    and the results are concatenated.
+
+    Why not ``Conv2D(groups=g)``: on CPU, TensorFlow 2.21 back-propagates grouped convolutions
+    through a slow generic kernel (measured here: ~25× slower than split + dense convs, see
+    ``tools/README.md``). Split/conv/concat are builtin TFLite ops, so export is unaffected.
+
+    Args:
+        filters: output channels, divisible by ``groups``.
+        kernel_size: int or pair.
+        strides: int or pair.
+        groups: number of groups; input channels must be divisible by it.
+        padding: ``"same"`` or ``"valid"``.
+        kernel_initializer, bias_initializer: as for ``Conv2D``.
+
+    Input: ``(batch, H, W, C_in)``. Output: ``(batch, H', W', filters)``.
+    """
+
+    def __init__(
+        self, filters, kernel_size=3, strides=1, groups=1, padding="same",
+        kernel_initializer="he_uniform", bias_initializer="zeros", **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if filters % groups:
+            raise ValueError(f"filters={filters} is not divisible by groups={groups}")
+        self.filters = filters
+        self.kernel_size = tuple(np.broadcast_to(kernel_size, 2).tolist())
+        self.strides = tuple(np.broadcast_to(strides, 2).tolist())
+        self.groups = groups
+        self.padding = padding
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % self.groups:
+            raise ValueError(
+                f"input channels {channels} are not divisible by groups={self.groups}"
+            )
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(*self.kernel_size, channels // self.groups, self.filters),
+            initializer=self.kernel_initializer,
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.filters,), initializer=self.bias_initializer
+        )
+
+    def call(self, x):
+        xs = ops.split(x, self.groups, axis=-1) if self.groups > 1 else [x]
+        ks = ops.split(self.kernel, self.groups, axis=-1) if self.groups > 1 else [self.kernel]
+        ys = [ops.conv(xi, ki, strides=self.strides, padding=self.padding) for xi, ki in zip(xs, ks)]
+        y = ops.concatenate(ys, axis=-1) if self.groups > 1 else ys[0]
+        return y + self.bias
+
+    def compute_output_shape(self, input_shape):
+        conv = keras.layers.Conv2D(
+            self.filters, self.kernel_size, strides=self.strides, padding=self.padding
+        )
+        return conv.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            groups=self.groups,
+            padding=self.padding,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+        )
+        return config

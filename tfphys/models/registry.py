@@ -1,0 +1,104 @@
+"""Model registry: a name (as in ``tfphys-train NAME`` and ``models/NAME.toml``) → :class:`ModelSpec`.
+
+A spec bundles what the one trainer needs to train any model of any family: how to build the
+Keras model from the config's ``[model]`` table, how to make its ``tf.data`` datasets, the default
+dataset when no ``--data`` is given, the loss, the metrics and the monitored quantity for
+model selection. Adding a model = one entry here + one TOML file in ``models/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from tfphys.errors import TfphysError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    build: Callable[..., keras.Model]
+    datasets: Callable[[dict[str, Any], Path, int], tuple[Any, Any]]
+    default_data: Callable[[dict[str, Any]], Path]
+    loss: Callable[[], keras.losses.Loss]
+    metrics: Callable[[], list]
+    monitor: str = "val_loss"
+    mode: str = "min"
+    description: str = ""
+
+
+def _darkshower_autoencoder_datasets(cfg, path, seed):
+    from tfphys.pipelines.darkshowers import autoencoder_datasets
+
+    data, pipe = cfg["data"], cfg["pipeline"]
+    return autoencoder_datasets(
+        path,
+        batch_size=int(pipe.get("batch_size", 128)),
+        seed=seed,
+        classes=tuple(data.get("classes", (0,))),
+        val_fraction=float(data.get("val_fraction", 0.1)),
+        max_events=data.get("max_events"),
+        shuffle_buffer=int(pipe.get("shuffle_buffer", 10_000)),
+        augmentation=bool(pipe.get("augmentation", True)),
+        read_block=int(pipe.get("read_block", 64)),
+        cache=bool(pipe.get("cache", True)),
+    )
+
+
+def _darkshower_default_data(cfg):
+    from tfphys.data.darkshowers import default_dataset
+
+    data = cfg["data"]
+    return default_dataset(data.get("default_process", "qcd"), int(data.get("default_n", 2000)),
+                           int(data.get("default_seed", 20240902)))
+
+
+def _darkshower_autoencoder(name, build, description):
+    from tfphys.losses import SSIM, SummedBinaryCrossentropy
+
+    return ModelSpec(
+        name=name, build=build, datasets=_darkshower_autoencoder_datasets,
+        default_data=_darkshower_default_data, loss=SummedBinaryCrossentropy,
+        metrics=lambda: [SSIM()], monitor="val_ssim", mode="max", description=description,
+    )
+
+
+def _specs() -> dict[str, ModelSpec]:
+    from tfphys.models import codae
+
+    specs = [
+        _darkshower_autoencoder("codae", codae.build_codae,
+                                "conditional dual auto-encoder (dark showers, CoDAE §4.3-4.4)"),
+        _darkshower_autoencoder("cae", codae.build_cae,
+                                "convolutional auto-encoder baseline (dark showers, CoDAE §5.2)"),
+    ]
+    return {spec.name: spec for spec in specs}
+
+
+def names() -> list[str]:
+    return sorted(_specs())
+
+
+def get(name: str) -> ModelSpec:
+    specs = _specs()
+    if name not in specs:
+        raise TfphysError(f"unknown model {name!r}; known models: {', '.join(sorted(specs))}")
+    return specs[name]
+
+
+def build(spec: ModelSpec, model_cfg: dict[str, Any]) -> keras.Model:
+    """Build ``spec``'s model from a ``[model]`` table, refusing unknown keys by name."""
+    import inspect
+
+    accepted = inspect.signature(spec.build).parameters
+    unknown = sorted(set(model_cfg) - set(accepted))
+    if unknown:
+        raise TfphysError(
+            f"[model] of {spec.name} has unknown key(s) {', '.join(unknown)}; "
+            f"accepted: {', '.join(accepted)}"
+        )
+    return spec.build(**model_cfg)

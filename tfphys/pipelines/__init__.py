@@ -1,0 +1,1 @@
+"""``tf.data`` pipelines, one module per family: read files, preprocess, augment, batch."""

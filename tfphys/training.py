@@ -1,0 +1,153 @@
+"""The one trainer: config → strategy scope → ``model.fit(tf.data)`` with Keras callbacks.
+
+Every model of every family trains through :func:`train`. A run directory holds:
+
+==================  ==============================================================================
+``model.keras``     the best model on the monitored metric (``keras.saving.load_model(path,
+                    safe_mode=True)`` loads it: no Lambda layers, no pickles)
+``config.toml``     the resolved config (data path and seed included): the run, reproducibly
+``history.csv``     one row per finished epoch (``CSVLogger``)
+``backup/``         ``BackupAndRestore`` state while a run is unfinished; a rerun (or
+                    ``--resume``) continues from the last finished epoch
+==================  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tfphys import config as configs
+from tfphys.errors import TfphysError
+from tfphys.models import registry
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out_dir: Path
+    model_path: Path
+    history: list[dict[str, float]]
+    resumed_from_epoch: int
+
+
+def make_optimizer(train_cfg: dict[str, Any]) -> keras.optimizers.Optimizer:
+    """Deserialize ``[train.optimizer]`` (``class_name`` + the optimizer's own arguments).
+
+    Mind Keras 3's AdamW: it decays ``w -= lr · weight_decay · w``, so the paper's tf-addons
+    ``1e-4`` at ``lr = 1e-3`` is ``weight_decay = 0.1`` here.
+    """
+    spec = dict(train_cfg.get("optimizer", {"class_name": "Adam"}))
+    class_name = spec.pop("class_name", "Adam")
+    try:
+        return keras.optimizers.deserialize({"class_name": class_name, "config": spec})
+    except (TypeError, ValueError) as err:
+        raise TfphysError(f"[train.optimizer] {class_name}: {err}") from None
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """Rows of ``history.csv`` (last row per epoch wins, in case an epoch was logged twice)."""
+    if not path.exists():
+        return []
+    rows: dict[int, dict[str, float]] = {}
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v != ""}
+    return [rows[k] for k in sorted(rows)]
+
+
+def _best(history, monitor, mode):
+    values = [row[monitor] for row in history if monitor in row and math.isfinite(row[monitor])]
+    if not values:
+        return None
+    return max(values) if mode == "max" else min(values)
+
+
+def _prepare_out_dir(out: Path, cfg: dict, resume: bool) -> bool:
+    """Decide between a fresh run and a resumed one; never overwrite a finished run."""
+    backup = out / "backup"
+    has_backup = backup.exists() and any(backup.iterdir())
+    if has_backup:
+        saved = configs.load(out / "config.toml") if (out / "config.toml").exists() else None
+        if saved is not None and _comparable(saved) != _comparable(cfg):
+            raise TfphysError(
+                f"{out} holds an unfinished run with a different config; resume it with the same "
+                f"options (see {out / 'config.toml'}) or choose another --out"
+            )
+        return True
+    if resume:
+        raise TfphysError(f"nothing to resume in {out}: no unfinished run (no {backup})")
+    if (out / "model.keras").exists():
+        raise TfphysError(f"{out} already holds a finished run (model.keras); choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "history.csv").unlink(missing_ok=True)
+    return False
+
+
+def _comparable(cfg):
+    """A config without the keys that may legitimately change on resume (only the epoch count)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    out.get("train", {}).pop("epochs", None)
+    return out
+
+
+def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: bool = False,
+          verbose: int | str = "auto", callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunResult:
+    """Train ``model_name`` with the resolved ``cfg`` into ``out_dir``.
+
+    ``data``: an HDF5 file of the model's family; without it (and without ``[data] path``) the
+    model's default dataset is generated once with a fixed seed and cached.
+    ``callbacks``: extra Keras callbacks (e.g. for tests or monitoring).
+    """
+    spec = registry.get(model_name)
+    out = Path(out_dir)
+    seed = int(cfg["train"].setdefault("seed", 0))
+    epochs = int(configs.require(cfg, "train", "epochs"))
+    if epochs <= 0:
+        raise TfphysError(f"--epochs must be positive, got {epochs}")
+
+    data = data or cfg["data"].get("path")
+    path = Path(data) if data else spec.default_data(cfg)
+    cfg["data"]["path"] = str(path.resolve())
+    cfg["model_name"] = model_name
+
+    resuming = _prepare_out_dir(out, cfg, resume)
+    history_path = out / "history.csv"
+    past = read_history(history_path) if resuming else []
+    configs.save(cfg, out / "config.toml")
+
+    keras.utils.set_random_seed(seed)
+    train_ds, val_ds = spec.datasets(cfg, path, seed)
+
+    strategy = tf.distribute.get_strategy()
+    with strategy.scope():
+        model = registry.build(spec, dict(cfg["model"]))
+        model.compile(optimizer=make_optimizer(cfg["train"]), loss=spec.loss(),
+                      metrics=spec.metrics())
+
+    model_path = out / "model.keras"
+    cbs = [
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(model_path), monitor=spec.monitor, mode=spec.mode, save_best_only=True,
+            initial_value_threshold=_best(past, spec.monitor, spec.mode), verbose=0,
+        ),
+        keras.callbacks.CSVLogger(str(history_path), append=True),
+        keras.callbacks.TerminateOnNaN(),
+        *callbacks,
+    ]
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 2
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose,
+              shuffle=False)  # the pipeline shuffles
+    history = read_history(history_path)
+    if not model_path.exists():
+        raise TfphysError(f"training produced no finite {spec.monitor}; no model was saved in {out}")
+    return RunResult(out, model_path, history, len(past))

@@ -100,6 +100,7 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, build):
 
 @pytest.mark.parametrize("build", [build_codae, build_cae])
 def test_paper_sized_models_convert_to_builtin_tflite_ops(build):
+    keras.utils.set_random_seed(0)
     model = build()
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -110,4 +111,6 @@ def test_paper_sized_models_convert_to_builtin_tflite_ops(build):
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
     interpreter.invoke()
     out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=1e-4)
+    # float32 both ways; XNNPACK sums in another order, which through ~30 normalised layers of an
+    # untrained net moves probabilities by ~1e-4 (seen up to 1.2e-4).
+    np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=5e-4)

@@ -1,0 +1,123 @@
+"""End to end through the command-line tools: train, resume, refuse to overwrite, bad input."""
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from conftest import sparse_events
+from tfphys import config as configs
+from tfphys import training
+from tfphys.cli import data_main, train_main
+from tfphys.data import formats
+
+
+def _train_args(cfg, data, out, *extra):
+    return ["codae", "--config", str(cfg), "--data", str(data), "--out", str(out), *extra]
+
+
+def test_tiny_codae_run_writes_a_complete_run_dir(tmp_path, tiny_config, qcd_file, capsys):
+    out = tmp_path / "run"
+    assert train_main(_train_args(tiny_config, qcd_file, out, "--epochs", "3")) == 0
+    assert f"model: {out / 'model.keras'}" in capsys.readouterr().out
+    history = training.read_history(out / "history.csv")
+    assert [row["epoch"] for row in history] == [0, 1, 2]
+    assert history[-1]["loss"] < history[0]["loss"]  # it learns
+    assert all(np.isfinite(row["val_ssim"]) for row in history)
+    saved = configs.load(out / "config.toml")
+    assert saved["train"]["epochs"] == 3 and saved["data"]["path"] == str(qcd_file.resolve())
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    x = (np.random.default_rng(0).random((2, 72, 58, 1)) < 0.05).astype(np.float32)
+    assert model.predict(x, verbose=0).shape == (2, 72, 58, 1)
+
+
+class _InterruptAfter(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+class _CountEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.started = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started.append(epoch)
+
+
+def test_a_rerun_after_a_kill_resumes_without_losing_a_finished_epoch(tmp_path, tiny_config, qcd_file):
+    out = tmp_path / "run"
+    cfg = configs.override(configs.load(tiny_config), "train", "epochs", 3)
+    with pytest.raises(KeyboardInterrupt):
+        training.train("codae", cfg, out, data=qcd_file, verbose=0, callbacks=[_InterruptAfter(1)])
+    assert [r["epoch"] for r in training.read_history(out / "history.csv")] == [0, 1]
+    assert (out / "backup").is_dir() and (out / "model.keras").exists()
+
+    counter = _CountEpochs()
+    cfg = configs.override(configs.load(tiny_config), "train", "epochs", 3)
+    result = training.train("codae", cfg, out, data=qcd_file, verbose=0, callbacks=[counter])
+    assert counter.started == [2]  # only the unfinished epoch runs again
+    assert result.resumed_from_epoch == 2
+    assert [r["epoch"] for r in result.history] == [0, 1, 2]
+    assert not (out / "backup").exists()  # finished: the backup is cleaned up
+
+
+def test_finished_runs_are_never_overwritten(tmp_path, tiny_config, qcd_file, capsys):
+    out = tmp_path / "run"
+    assert train_main(_train_args(tiny_config, qcd_file, out, "--epochs", "1")) == 0
+    before = (out / "model.keras").read_bytes()
+    assert train_main(_train_args(tiny_config, qcd_file, out, "--epochs", "1")) == 1
+    assert "already holds a finished run" in capsys.readouterr().err
+    assert train_main(_train_args(tiny_config, qcd_file, out, "--resume")) == 1
+    assert (out / "model.keras").read_bytes() == before
+
+
+def _bad_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.h5"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "shape":
+        with h5py.File(path, "w") as f:
+            f["images"] = np.zeros((4, 72, 58, 1), np.float32)
+            f["label"] = np.zeros(4, np.int8)
+            f["mass"] = np.zeros(4, np.float32)
+            f["n_tracks"] = np.zeros(4, np.int32)
+    elif kind == "nan":
+        events = sparse_events(16, seed=4)
+        events["images"][13, 100, 100, 0] = np.nan
+        formats.write_darkshowers(path, [events], generator="test")
+    return path
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "does not exist"),
+    ("empty", "is empty"),
+    ("shape", "per-event shape (72, 58, 1), expected (360, 286, 3)"),
+    ("nan", "event 13 has non-finite"),
+])
+def test_bad_data_gives_one_clear_line_and_nonzero_exit(tmp_path, tiny_config, capsys, kind, message):
+    rc = train_main(_train_args(tiny_config, _bad_file(tmp_path, kind), tmp_path / "run"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert len(err) == 1 and err[0].startswith("tfphys-train: error:") and message in err[0]
+
+
+def test_unknown_model_and_unknown_option(capsys):
+    assert train_main(["nosuchmodel"]) == 1
+    assert "unknown model 'nosuchmodel'; known models: cae, codae" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["codae", "--learning-rat", "3"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --learning-rat" in capsys.readouterr().err
+
+
+def test_unknown_model_key_in_config_is_refused(tmp_path, tiny_config, qcd_file, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(tiny_config.read_text().replace("[model]", "[model]\nlatent_dims = 3"))
+    assert train_main(_train_args(cfg, qcd_file, tmp_path / "run")) == 1
+    assert "unknown key(s) latent_dims" in capsys.readouterr().err

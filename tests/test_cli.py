@@ -22,6 +22,7 @@ def test_tiny_codae_run_writes_a_complete_run_dir(tmp_path, tiny_config, qcd_fil
     assert f"model: {out / 'model.keras'}" in capsys.readouterr().out
     history = training.read_history(out / "history.csv")
     assert [row["epoch"] for row in history] == [0, 1, 2]
+    assert (out / "history.png").stat().st_size > 0
     assert history[-1]["loss"] < history[0]["loss"]  # it learns
     assert all(np.isfinite(row["val_ssim"]) for row in history)
     saved = configs.load(out / "config.toml")
@@ -121,3 +122,51 @@ def test_unknown_model_key_in_config_is_refused(tmp_path, tiny_config, qcd_file,
     cfg.write_text(tiny_config.read_text().replace("[model]", "[model]\nlatent_dims = 3"))
     assert train_main(_train_args(cfg, qcd_file, tmp_path / "run")) == 1
     assert "unknown key(s) latent_dims" in capsys.readouterr().err
+
+
+def test_without_data_a_default_dataset_is_generated_once_and_cached(tmp_path, tiny_config, monkeypatch):
+    monkeypatch.setenv("TFPHYS_CACHE", str(tmp_path / "cache"))
+    args = ["codae", "--config", str(tiny_config), "--epochs", "1"]
+    assert train_main([*args, "--out", str(tmp_path / "a")]) == 0
+    (cached,) = (tmp_path / "cache").glob("darkshowers-qcd-n40-seed7-*.h5")
+    stamp = cached.stat().st_mtime_ns
+    assert train_main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert cached.stat().st_mtime_ns == stamp
+    assert configs.load(tmp_path / "b" / "config.toml")["data"]["path"] == str(cached.resolve())
+
+
+def test_data_generate_writes_a_labelled_test_set(tmp_path, capsys):
+    out = tmp_path / "all.h5"
+    assert data_main(["generate", "--process", "all", "--n", "2", "--out", str(out), "--seed", "5"]) == 0
+    with formats.open_darkshowers(out) as f:
+        labels, masses = f["label"][:], f["mass"][:]
+    assert len(labels) == 2 * 10  # QCD + 6 SUEP + 3 SVJ mass points, 2 events each
+    assert sorted(set(zip(labels.tolist(), masses.tolist()))) == [
+        (0, 0.0), (1, 125.0), (1, 200.0), (1, 300.0), (1, 400.0), (1, 700.0), (1, 1000.0),
+        (2, 2100.0), (2, 3100.0), (2, 4100.0)]
+    assert data_main(["info", str(out)]) == 0
+    assert "suep      1000        2" in capsys.readouterr().out
+
+
+def test_data_generate_is_reproducible_from_its_seed(tmp_path):
+    paths = [tmp_path / f"{i}.h5" for i in range(3)]
+    for path, seed in zip(paths, (1, 1, 2)):
+        assert data_main(["generate", "--process", "suep", "--mass", "400", "--n", "3",
+                          "--out", str(path), "--seed", str(seed)]) == 0
+    images = []
+    for path in paths:
+        with formats.open_darkshowers(path) as f:
+            images.append(f["images"][:])
+    np.testing.assert_array_equal(images[0], images[1])
+    assert not np.array_equal(images[0], images[2])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--process", "suep", "--mass", "150", "--n", "2"], "150 GeV is not a suep mass point"),
+    (["--process", "qcd", "--n", "0"], "--n must be a positive"),
+    (["--process", "all", "--mass", "125", "--n", "2"], "cannot be combined"),
+    (["--process", "qcd", "--n", "2", "--generator", "herwig"], "unknown generator 'herwig'"),
+])
+def test_data_generate_bad_requests(tmp_path, capsys, args, message):
+    assert data_main(["generate", *args, "--out", str(tmp_path / "x.h5")]) == 1
+    assert message in capsys.readouterr().err

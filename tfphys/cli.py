@@ -41,6 +41,35 @@ def _run(prog: str, main: Callable[[argparse.Namespace], int], parser: argparse.
         return 1
 
 
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and initialise its devices with file descriptor 2 parked in a temp file.
+
+    TensorFlow's C++ runtime writes start-up notes (oneDNN, "could not find cuda drivers") to
+    stderr before any log-level setting applies. They are noise on a CPU machine; they are shown
+    only if the import itself fails.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as parked:
+        os.dup2(parked.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            parked.seek(0)
+            sys.stderr.write(parked.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 # ---------------------------------------------------------------------------------- tfphys-train
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -61,6 +90,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
+    _import_tensorflow_quietly()
     from tfphys import config as configs
     from tfphys.models import registry
 
@@ -110,7 +140,7 @@ def _data(args: argparse.Namespace) -> int:
         from tfphys.data.darkshowers import generate
 
         n = generate(args.process, args.n, args.out, mass_gev=args.mass, seed=args.seed,
-                     generator=args.generator, progress=sys.stderr.isatty())
+                     generator=args.generator)
         print(f"wrote {n} events to {args.out}")
         return 0
     from tfphys.data.formats import summary

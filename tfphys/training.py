@@ -7,6 +7,7 @@ Every model of every family trains through :func:`train`. A run directory holds:
                     safe_mode=True)`` loads it: no Lambda layers, no pickles)
 ``config.toml``     the resolved config (data path and seed included): the run, reproducibly
 ``history.csv``     one row per finished epoch (``CSVLogger``)
+``history.png``     the same, plotted (updated after every epoch)
 ``backup/``         ``BackupAndRestore`` state while a run is unfinished; a rerun (or
                     ``--resume``) continues from the last finished epoch
 ==================  ==============================================================================
@@ -61,6 +62,21 @@ def read_history(path: Path) -> list[dict[str, float]]:
         for row in csv.DictReader(fh):
             rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v != ""}
     return [rows[k] for k in sorted(rows)]
+
+
+class _PlotHistory(keras.callbacks.Callback):
+    """Redraw ``history.png`` from ``history.csv`` after every epoch (so a long run can be watched)."""
+
+    def __init__(self, out: Path, title: str):
+        super().__init__()
+        self.out, self.title = out, title
+
+    def on_epoch_end(self, epoch, logs=None):
+        from tfphys.evaluation.reports import plot_history
+
+        history = read_history(self.out / "history.csv")
+        if history:
+            plot_history(history, self.out / "history.png", title=self.title)
 
 
 def _best(history, monitor, mode):
@@ -141,6 +157,7 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
         ),
         keras.callbacks.CSVLogger(str(history_path), append=True),
         keras.callbacks.TerminateOnNaN(),
+        _PlotHistory(out, f"{model_name} — {out}"),
         *callbacks,
     ]
     if verbose == "auto":

@@ -57,7 +57,8 @@ def generate(process: str, n: int, out: str | os.PathLike, *, mass_gev: float | 
     sizes = [min(CHUNK_EVENTS, n - start) for start in range(0, n, CHUNK_EVENTS)]
     seeds = np.random.SeedSequence(seed).spawn(len(pieces) * len(sizes))
     with formats.DarkShowerWriter(out, generator=generator, seed=seed) as writer, tqdm(
-        total=n * len(pieces), unit="ev", desc=f"{generator}:{process}", disable=not progress
+        total=n * len(pieces), unit="ev", desc=f"{generator}:{process}",
+        disable=None if progress else True,  # None: shown on a terminal only
     ) as bar:
         for k, (proc, mass) in enumerate(pieces):
             for j, size in enumerate(sizes):

@@ -1,0 +1,1 @@
+"""Evaluation: anomaly scores, metrics, and reports (tables and plots)."""

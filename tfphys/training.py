@@ -15,6 +15,7 @@ Every model of every family trains through :func:`train`. A run directory holds:
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 import sys
@@ -123,6 +124,7 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
     ``callbacks``: extra Keras callbacks (e.g. for tests or monitoring).
     """
     spec = registry.get(model_name)
+    cfg = copy.deepcopy(cfg)  # resolved below; the caller's dict stays as it was
     out = Path(out_dir)
     seed = int(cfg["train"].setdefault("seed", 0))
     epochs = int(configs.require(cfg, "train", "epochs"))

@@ -42,32 +42,16 @@ def _run(prog: str, main: Callable[[argparse.Namespace], int], parser: argparse.
 
 
 def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow and initialise its devices with file descriptor 2 parked in a temp file.
-
-    TensorFlow's C++ runtime writes start-up notes (oneDNN, "could not find cuda drivers") to
-    stderr before any log-level setting applies. They are noise on a CPU machine; they are shown
-    only if the import itself fails.
-    """
+    """Import TensorFlow and initialise its devices without its C++ start-up notes (oneDNN,
+    "could not find cuda drivers"), which are noise on a CPU machine."""
     if "tensorflow" in sys.modules:
         return
-    import tempfile
+    from tfphys.console import quiet
 
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as parked:
-        os.dup2(parked.fileno(), 2)
-        try:
-            import tensorflow as tf
+    with quiet():
+        import tensorflow as tf
 
-            tf.config.list_logical_devices()
-        except BaseException:
-            os.dup2(saved, 2)
-            parked.seek(0)
-            sys.stderr.write(parked.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+        tf.config.list_logical_devices()
 
 
 # ---------------------------------------------------------------------------------- tfphys-train

@@ -3,7 +3,10 @@
 A spec bundles what the one trainer needs to train any model of any family: how to build the
 Keras model from the config's ``[model]`` table, how to make its ``tf.data`` datasets, the default
 dataset when no ``--data`` is given, the loss, the metrics and the monitored quantity for
-model selection. Adding a model = one entry here + one TOML file in ``models/``.
+model selection — and what the export toolchain needs to validate and calibrate an export:
+``representative`` inputs from the training data (int8 calibration), a ``labelled_sample``
+(background vs signal) and the model's main ``anomaly_score`` for anomaly detectors.
+Adding a model = one entry here + one TOML file in ``models/``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from tfphys.errors import TfphysError
 
@@ -29,6 +33,12 @@ class ModelSpec:
     monitor: str = "val_loss"
     mode: str = "min"
     description: str = ""
+    #: (cfg, n, seed) -> model inputs from the training data, e.g. masks (n, 72, 58, 1)
+    representative: Callable[[dict[str, Any], int, int], Any] | None = None
+    #: (cfg, path or None, n_per_class, seed) -> (inputs, is_signal); None path: a default sample
+    labelled_sample: Callable[[dict[str, Any], Path | None, int, int], tuple[Any, Any]] | None = None
+    #: (inputs, model outputs) -> per-event score, larger = more anomalous
+    anomaly_score: Callable[[Any, Any], Any] | None = None
 
 
 def _darkshower_autoencoder_datasets(cfg, path, seed):
@@ -57,13 +67,37 @@ def _darkshower_default_data(cfg):
                            int(data.get("default_seed", 20240902)))
 
 
+def _darkshower_representative(cfg, n, seed):
+    from tfphys.pipelines.darkshowers import load_masks, split_events
+
+    data = cfg["data"]
+    path = Path(data["path"]) if data.get("path") else _darkshower_default_data(cfg)
+    split = split_events(path, classes=tuple(data.get("classes", (0,))),
+                         val_fraction=float(data.get("val_fraction", 0.1)), seed=seed)
+    chosen = np.random.default_rng(seed).permutation(split.train)[:n]
+    return load_masks(path, chosen)
+
+
+def _darkshower_labelled_sample(cfg, path, n_per_class, seed):
+    from tfphys.data.darkshowers import default_dataset
+    from tfphys.pipelines.darkshowers import labelled_sample
+
+    if path is None:  # n QCD events and n at each of the 9 signal mass points, generated once
+        seed_data = int(cfg.get("data", {}).get("default_seed", 20240902)) + 1
+        path = default_dataset("all", n_per_class, seed_data)
+    return labelled_sample(path, n_per_class, seed=seed)
+
+
 def _darkshower_autoencoder(name, build, description):
+    from tfphys.evaluation.scores import bce
     from tfphys.losses import SSIM, SummedBinaryCrossentropy
 
     return ModelSpec(
         name=name, build=build, datasets=_darkshower_autoencoder_datasets,
         default_data=_darkshower_default_data, loss=SummedBinaryCrossentropy,
         metrics=lambda: [SSIM()], monitor="val_ssim", mode="max", description=description,
+        representative=_darkshower_representative, labelled_sample=_darkshower_labelled_sample,
+        anomaly_score=bce,
     )
 
 

@@ -165,3 +165,27 @@ def autoencoder_datasets(
     train = train.map(as_pair).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     val = val.map(as_pair).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return train, val
+
+
+def load_masks(path, indices, *, read_block: int = 64) -> np.ndarray:
+    """The preprocessed masks of ``indices`` as one float32 array ``(n, 72, 58, 1)``."""
+    batches = masks(path, np.sort(np.asarray(indices)), read_block=read_block).batch(256)
+    arrays = [b.numpy() for b in batches]
+    return np.concatenate(arrays).astype(np.float32) if arrays else np.zeros((0, *MASK_SHAPE), np.float32)
+
+
+def labelled_sample(path, n_per_class: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A class-balanced sample for AUROC: up to ``n_per_class`` QCD and as many signal events.
+
+    Returns masks ``(n, 72, 58, 1)`` and ``is_signal`` ``(n,)`` (0 = QCD, 1 = SUEP or SVJ).
+    """
+    with formats.open_darkshowers(path) as f:
+        labels = f["label"][:]
+    rng = np.random.default_rng(seed)
+    background, signal = np.flatnonzero(labels == 0), np.flatnonzero(labels != 0)
+    if len(background) == 0 or len(signal) == 0:
+        raise TfphysError(f"data file {path} needs both QCD (label 0) and signal events for an AUROC")
+    k = min(n_per_class, len(background), len(signal))
+    chosen = np.sort(np.concatenate([rng.choice(background, k, replace=False),
+                                     rng.choice(signal, k, replace=False)]))
+    return load_masks(path, chosen), (labels[chosen] != 0).astype(np.int8)

@@ -1,0 +1,58 @@
+"""``tfphys-export TARGET --float16``: TFLite export, LiteRT validation and a latency report."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from tfphys.cli import _import_tensorflow_quietly, _run
+
+
+def export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tfphys-export",
+        description="Export a trained tfphys model to TFLite (builtin ops only), validate it with the "
+                    "LiteRT runtime against Keras, time it at batch 1 and write report.json, "
+                    "report.md and latency.png.",
+    )
+    p.add_argument("target", help="a tfphys-train run dir or a .keras file")
+    precision = p.add_mutually_exclusive_group()
+    for name, text in (("float16", "float16 weights (default; the paper's HLT export)"),
+                       ("float32", "float32 only"),
+                       ("int8", "full-integer quantisation calibrated on training data")):
+        precision.add_argument(f"--{name}", dest="precision", action="store_const", const=name, help=text)
+    p.add_argument("--out", help="output dir (default: next to the model)")
+    p.add_argument("--threads", type=int, default=1, help="LiteRT threads (default 1, the HLT setting)")
+    p.add_argument("--runs", type=int, default=200, help="timed invocations (default 200)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed warm-up invocations (default 20)")
+    p.add_argument("--budget-ms", type=float, default=100.0, help="latency budget for p99 (default 100)")
+    p.add_argument("--data", help="labelled HDF5 file (background + signal) for validation and AUROC "
+                   "(default: the model family's cached sample)")
+    p.add_argument("--samples", type=int, default=100, help="validation events per class (default 100)")
+    p.add_argument("--no-submodels", dest="submodels", action="store_false",
+                   help="skip exporting the nested sub-models (CoDAE: f_R, f_m, decoder)")
+    p.set_defaults(precision="float16")
+    return p
+
+
+def _export(args: argparse.Namespace) -> int:
+    _import_tensorflow_quietly()
+    from export.exporter import export
+    from export.report import verdict
+
+    report = export(args.target, args.precision, args.out, threads=args.threads, runs=args.runs,
+                    warmup=args.warmup, budget_ms=args.budget_ms, data=args.data,
+                    samples=args.samples, submodels=args.submodels)
+    print(verdict(report).replace("**", ""))
+    for name, sub in report["submodels"].items():
+        print(f"  {name:<8} p50 {sub['latency_ms']['p50']:7.2f} ms  p99 {sub['latency_ms']['p99']:7.2f} ms")
+    if report["auroc_exported"] is not None:
+        print(f"AUROC ({report['anomaly_score']}): float32 {report['auroc_float32']:.4f}, "
+              f"{report['precision']} {report['auroc_exported']:.4f}")
+    print(f"report: {Path(args.out or Path(report['source']).parent) / 'report.md'}")
+    return 0
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    return _run("tfphys-export", _export, export_parser(), argv)

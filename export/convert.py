@@ -1,0 +1,124 @@
+"""Keras → TFLite conversion with builtin ops only, at float32, float16 or int8.
+
+TF ≥ 2.20 ships no Flex delegate, so a model that needs any non-builtin op cannot be deployed:
+:func:`convert` then fails with an :class:`ExportError` naming the op(s) and the layer(s).
+
+* ``float32`` — the reference: same arithmetic as Keras.
+* ``float16`` — weights stored as float16 (paper §4.7); XNNPACK still computes in float32, so the
+  file halves but the speed does not change.
+* ``int8`` — post-training full-integer quantisation: weights and activations int8, calibrated on a
+  representative sample of the training data; float input and output tensors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfphys.console import quiet
+from tfphys.errors import TfphysError
+
+PRECISIONS = ("float32", "float16", "int8")
+
+
+class ExportError(TfphysError):
+    """The model cannot be exported or its export is not trustworthy."""
+
+
+def convert(model: keras.Model, precision: str, representative: Sequence[Sequence[np.ndarray]] | None = None) -> bytes:
+    """The TFLite flatbuffer of ``model`` at ``precision``, builtin ops only.
+
+    ``representative``: for int8, a sequence of input lists (one list per model input, batch 1)
+    drawn from the training data.
+    """
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if precision == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        if not representative:
+            raise ExportError("int8 quantisation needs a representative sample of the training data")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([np.asarray(x, np.float32) for x in inputs]
+                                                    for inputs in representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    with quiet():  # the converter prints its SavedModel and MLIR chatter on fds 1 and 2
+        try:
+            return converter.convert()
+        except Exception as err:  # ConverterError / RuntimeError carrying the MLIR diagnostics
+            message = str(err)
+    raise ExportError(_explain(model, precision, message))
+
+
+_OP = re.compile(r"'(tf\.\w+)' op is neither a custom op nor a flex op")
+_LOCATION = re.compile(r'"([\w/.\-]+?)@')
+
+
+def _layer_names(model) -> set[str]:
+    names = set()
+    for layer in model.layers:
+        names.add(layer.name)
+        if isinstance(layer, keras.Model):
+            names |= _layer_names(layer)
+    return names
+
+
+def _explain(model: keras.Model, precision: str, message: str) -> str:
+    """Turn the converter's MLIR diagnostics into: which op, in which layer."""
+    name = model.name
+    ops = sorted(set(_OP.findall(message)))
+    if ops:
+        known = _layer_names(model)
+        # Locations read like ".../my_layer_1/Erfinv@__inference_...": keep the parts that are
+        # layer names (tracing may append "_<n>" to a layer's name scope).
+        layers = sorted({part if part in known else re.sub(r"_\d+$", "", part)
+                         for loc in _LOCATION.findall(message) for part in loc.split("/")
+                         if part in known or re.sub(r"_\d+$", "", part) in known})
+        where = f" in layer(s) {', '.join(layers)}" if layers else ""
+        return (f"{name} cannot be exported at {precision} with builtin TFLite ops only: it needs "
+                f"{', '.join(ops)}{where} (TF ≥ 2.20 has no Flex delegate; export the deterministic "
+                f"inference path)")
+    first = next((line.strip() for line in message.splitlines() if "error" in line.lower()), message[:300])
+    return f"{name} could not be converted at {precision}: {first}"
+
+
+def ops_used(content: bytes) -> list[str]:
+    """Names of the operators in a flatbuffer (e.g. ``CONV_2D``), sorted, for checks and reports."""
+    from export.latency import interpreter
+
+    interp = interpreter(content)
+    return sorted({op["op_name"] for op in interp._get_ops_details()})
+
+
+def submodels(model: keras.Model) -> dict[str, keras.Model]:
+    """The nested Keras models a trigger may run alone (CoDAE: ``f_R``, ``f_m``, ``decoder``)."""
+    return {layer.name: layer for layer in model.layers if isinstance(layer, keras.Model)}
+
+
+def submodel_inputs(model: keras.Model, name: str, x: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The real inputs that sub-model ``name`` receives inside ``model`` when fed ``x``."""
+    sub = model.get_layer(name)
+    tensors = sub._inbound_nodes[0].input_tensors
+    probe = keras.Model(model.inputs, list(tensors))
+    out = probe.predict(list(x) if len(x) > 1 else x[0], verbose=0)
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def flops(model: keras.Model) -> int:
+    """Floating-point operations of one batch-1 forward pass (TF profiler on the frozen graph)."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    specs = [tf.TensorSpec([1, *t.shape[1:]], t.dtype) for t in model.inputs]
+    fn = tf.function(lambda *a: model(list(a) if len(a) > 1 else a[0], training=False))
+    with quiet():
+        frozen = convert_variables_to_constants_v2(fn.get_concrete_function(*specs))
+        builder = tf.compat.v1.profiler.ProfileOptionBuilder
+        options = builder(builder.float_operation()).with_empty_output().build()
+        return int(tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops)

@@ -1,0 +1,211 @@
+"""One export, end to end: load → convert (builtin ops) → validate with LiteRT → time → report.
+
+:func:`export` is what ``tfphys-export`` runs; it works for any model in the registry. A model's
+nested Keras models (CoDAE: ``f_R``, ``f_m``, ``decoder``) are exported and timed alone too,
+because a trigger may run only the part it needs (paper §5.5: the mask encoder alone).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from export import convert as conv
+from export import latency, report as reports
+from tfphys import config as configs
+from tfphys.models import registry
+
+#: Max |Δ| between LiteRT and Keras outputs, relative to max(1, max|Keras output|).
+TOLERANCE = {"float32": 1e-3, "float16": 2e-2, "int8": 0.25}
+
+
+def load_target(target) -> tuple[keras.Model, dict[str, Any], Path]:
+    """A run dir or a ``.keras`` file → (model, config, model path), with one clear error each."""
+    target = Path(target)
+    if not target.exists():
+        raise conv.ExportError(f"{target} does not exist")
+    if target.is_dir():
+        path = target / "model.keras"
+        if not path.exists():
+            raise conv.ExportError(f"{target} is not a tfphys run dir: it has no model.keras")
+    elif target.suffix == ".keras":
+        path = target
+    else:
+        raise conv.ExportError(f"{target} is neither a run dir nor a .keras file")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
+        raise conv.ExportError(f"could not load a Keras model from {path}: {err}") from None
+    cfg_path = path.parent / "config.toml"
+    cfg = configs.load(cfg_path) if cfg_path.exists() else {}
+    return model, cfg, path
+
+
+def _spec_and_config(model, cfg):
+    name = cfg.get("model_name", model.name)
+    spec = registry.get(name)
+    if not cfg:
+        cfg = configs.load(configs.default_config_path(name))
+    return spec, cfg
+
+
+def _run_all(interp, inputs: list[np.ndarray]) -> np.ndarray:
+    """LiteRT outputs for every event, batch 1 (the deployed setting): the first output only."""
+    n = len(inputs[0])
+    return np.concatenate([latency.run_tflite(interp, [x[i:i + 1] for x in inputs])[0] for i in range(n)])
+
+
+def _compare(name, precision, reference, exported) -> tuple[float, float, float]:
+    if not np.all(np.isfinite(exported)):
+        raise conv.ExportError(f"{name} at {precision}: the exported model gives non-finite outputs")
+    diff = np.abs(exported.astype(np.float64) - reference.astype(np.float64))
+    scale = max(1.0, float(np.abs(reference).max()))
+    tolerance = TOLERANCE[precision] * scale
+    if diff.max() > tolerance:
+        raise conv.ExportError(
+            f"{name} at {precision}: outputs differ from Keras by up to {diff.max():.3g} "
+            f"(tolerance {tolerance:.3g}); the export is not trustworthy")
+    return float(diff.max()), float(diff.mean()), tolerance
+
+
+def _measure(name, keras_model, inputs, calibration, precision, out, *, threads, runs, warmup,
+             budget_ms, timings=None) -> dict[str, Any]:
+    """Convert at ``precision`` and float32, validate against Keras on ``inputs``, time all three."""
+    contents = {"float32": conv.convert(keras_model, "float32")}
+    if precision != "float32":
+        contents[precision] = conv.convert(keras_model, precision, calibration)
+    for p, content in contents.items():
+        (out / f"{name}_{p}.tflite").write_bytes(content)
+
+    reference = keras_model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+    reference = np.asarray(reference[0] if isinstance(reference, list) else reference)
+    interps = {p: latency.interpreter(c, threads) for p, c in contents.items()}
+    outputs = {p: _run_all(i, inputs) for p, i in interps.items()}
+    max_diff, mean_diff, tolerance = _compare(name, precision, reference, outputs[precision])
+    _compare(name, "float32", reference, outputs["float32"])
+
+    one = [x[:1] for x in inputs]
+    t = {
+        precision: latency.time_tflite(interps[precision], one, runs=runs, warmup=warmup),
+        "float32": latency.time_tflite(interps["float32"], one, runs=runs, warmup=warmup)
+        if precision != "float32" else None,
+        "keras": latency.time_keras(keras_model, one, runs=runs, warmup=warmup),
+    }
+    if t["float32"] is None:
+        t["float32"] = t[precision]
+    if timings is not None:
+        timings.update({f"LiteRT {precision}": t[precision], "Keras tf.function": t["keras"]}
+                       | ({"LiteRT float32": t["float32"]} if precision != "float32" else {}))
+    lat = latency.summary(t[precision])
+    flops = conv.flops(keras_model)
+    return {
+        "size_bytes": len(contents[precision]),
+        "size_bytes_float32": len(contents["float32"]),
+        "latency_ms": lat,
+        "latency_ms_float32": latency.summary(t["float32"]),
+        "keras_latency_ms": latency.summary(t["keras"]),
+        "within_budget": lat["p99"] <= budget_ms,
+        "max_abs_diff": max_diff,
+        "mean_abs_diff": mean_diff,
+        "tolerance": tolerance,
+        "flops": flops,
+        "achieved_gflops": flops / (lat["p50"] / 1e3) / 1e9,
+        "file": f"{name}_{precision}.tflite",
+        "_outputs": outputs,
+        "_reference": reference,
+    }
+
+
+def export(target, precision: str = "float16", out=None, *, threads: int = 1, runs: int = 200,
+           warmup: int = 20, budget_ms: float = 100.0, data=None, samples: int = 100,
+           calibration_samples: int = 200, seed: int = 0, submodels: bool = True) -> dict[str, Any]:
+    """Export ``target`` (run dir or ``.keras``) at ``precision``; write files and reports to ``out``.
+
+    ``data``: a labelled file (background and signal) for validation and the AUROC; without it, the
+    model family's default labelled sample is used. ``samples``: events per class for that.
+    Returns the report dict (also written as ``report.json``).
+    """
+    if threads < 1 or runs < 2 or warmup < 0 or budget_ms <= 0 or samples < 1:
+        raise conv.ExportError("need --threads ≥ 1, --runs ≥ 2, --warmup ≥ 0, --budget-ms > 0, --samples ≥ 1")
+    if precision not in conv.PRECISIONS:
+        raise conv.ExportError(f"unknown precision {precision!r}; expected one of {', '.join(conv.PRECISIONS)}")
+    model, cfg, model_path = load_target(target)
+    spec, cfg = _spec_and_config(model, cfg)
+    out = Path(out) if out else model_path.parent
+    out.mkdir(parents=True, exist_ok=True)
+
+    if spec.labelled_sample is not None:
+        x, is_signal = spec.labelled_sample(cfg, Path(data) if data else None, samples, seed)
+    else:
+        x, is_signal = spec.representative(cfg, samples, seed), None
+    calibration = None
+    if precision == "int8":
+        rep = spec.representative(cfg, calibration_samples, seed)
+        calibration = [[rep[i:i + 1]] for i in range(len(rep))]
+
+    timings: dict[str, np.ndarray] = {}
+    main = _measure("model", model, [x], calibration, precision, out, threads=threads, runs=runs,
+                    warmup=warmup, budget_ms=budget_ms, timings=timings)
+    aurocs = {"auroc_keras": None, "auroc_float32": None, "auroc_exported": None}
+    if spec.anomaly_score is not None and is_signal is not None:
+        score = spec.anomaly_score
+        aurocs = {
+            "auroc_keras": float(roc_auc_score(is_signal, score(x, main["_reference"]))),
+            "auroc_float32": float(roc_auc_score(is_signal, score(x, main["_outputs"]["float32"]))),
+            "auroc_exported": float(roc_auc_score(is_signal, score(x, main["_outputs"][precision]))),
+        }
+
+    subs = {}
+    if submodels:
+        for name, sub in conv.submodels(model).items():
+            sub_inputs = conv.submodel_inputs(model, name, [x])
+            sub_cal = None
+            if calibration is not None:
+                cal_in = conv.submodel_inputs(model, name, [np.concatenate([c[0] for c in calibration])])
+                sub_cal = [[a[i:i + 1] for a in cal_in] for i in range(len(cal_in[0]))]
+            result = _measure(name, sub, sub_inputs, sub_cal, precision, out, threads=threads,
+                              runs=runs, warmup=warmup, budget_ms=budget_ms)
+            subs[name] = {k: v for k, v in result.items() if not k.startswith("_") and k != "tolerance"}
+
+    lat = main["latency_ms"]
+    report = {
+        "model": spec.name,
+        "source": str(model_path),
+        "precision": precision,
+        "threads": threads,
+        "batch_size": 1,
+        "runs": runs,
+        "warmup": warmup,
+        "size_bytes": main["size_bytes"],
+        "size_bytes_float32": main["size_bytes_float32"],
+        "latency_ms": lat,
+        "latency_ms_float32": main["latency_ms_float32"],
+        "keras_latency_ms": main["keras_latency_ms"],
+        "speedup_vs_float32": main["latency_ms_float32"]["p50"] / lat["p50"],
+        "speedup_vs_keras": main["keras_latency_ms"]["p50"] / lat["p50"],
+        "budget_ms": budget_ms,
+        "within_budget": main["within_budget"],
+        "max_abs_diff": main["max_abs_diff"],
+        "mean_abs_diff": main["mean_abs_diff"],
+        "tolerance": main["tolerance"],
+        "n_validation": int(len(x)),
+        "anomaly_score": getattr(spec.anomaly_score, "__name__", None),
+        "n_auroc": int(len(x)) if aurocs["auroc_exported"] is not None else 0,
+        **aurocs,
+        "flops": main["flops"],
+        "achieved_gflops": main["achieved_gflops"],
+        "cpu": reports.cpu_info(),
+        "ops": conv.ops_used((out / main["file"]).read_bytes()),
+        "files": sorted({main["file"], "model_float32.tflite", *(s["file"] for s in subs.values())}),
+        "submodels": subs,
+    }
+    reports.write_json(report, out / "report.json")
+    reports.write_markdown(report, out / "report.md")
+    reports.plot_latency(timings, budget_ms, out / "latency.png",
+                         title=f"{spec.name}: batch 1, {threads} thread(s), {runs} runs")
+    return report

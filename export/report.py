@@ -1,0 +1,128 @@
+"""The export report: ``report.json`` (machine-readable), ``report.md`` (for a person, verdict first)
+and ``latency.png`` (timing histograms against the budget)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+#: Keys every report.json has (the schema tests check them).
+REQUIRED_KEYS = (
+    "model", "precision", "threads", "batch_size", "size_bytes", "size_bytes_float32",
+    "latency_ms", "keras_latency_ms", "budget_ms", "within_budget", "max_abs_diff",
+    "auroc_float32", "auroc_exported", "flops", "achieved_gflops", "cpu", "submodels",
+)
+SUBMODEL_KEYS = ("size_bytes", "size_bytes_float32", "latency_ms", "latency_ms_float32",
+                 "keras_latency_ms", "within_budget", "max_abs_diff", "flops", "achieved_gflops")
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model name (from /proc/cpuinfo where available) and core count."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"model": name, "cores": os.cpu_count()}
+
+
+def write_json(report: dict[str, Any], path) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _fmt_latency(lat: dict[str, float]) -> str:
+    return f"{lat['p50']:.2f} / {lat['p99']:.2f}"
+
+
+def verdict(report: dict[str, Any]) -> str:
+    status = "WITHIN BUDGET" if report["within_budget"] else "OVER BUDGET"
+    return (f"**{status}** — {report['model']} {report['precision']} p99 "
+            f"{report['latency_ms']['p99']:.2f} ms vs budget {report['budget_ms']:g} ms "
+            f"({report['threads']} thread{'s' if report['threads'] > 1 else ''}, batch {report['batch_size']})")
+
+
+def write_markdown(report: dict[str, Any], path) -> Path:
+    r = report
+    lines = [
+        verdict(r), "",
+        f"# Export report: `{r['model']}` at {r['precision']}", "",
+        f"Source `{r.get('source', '?')}`; CPU {r['cpu']['model']} ({r['cpu']['cores']} cores); "
+        f"{r.get('runs', '?')} timed runs after {r.get('warmup', '?')} warm-up runs.", "",
+        "| path | size | p50 / p99 ms | mean ms | max ms | GFLOP/s (p50) |",
+        "|---|---|---|---|---|---|",
+    ]
+    gflop = r["flops"] / 1e9 if r.get("flops") else None
+    for label, lat, size in (
+        (f"LiteRT {r['precision']}", r["latency_ms"], r["size_bytes"]),
+        ("LiteRT float32", r["latency_ms_float32"], r["size_bytes_float32"]),
+        ("Keras + tf.function", r["keras_latency_ms"], None),
+    ):
+        rate = f"{gflop / (lat['p50'] / 1e3):.1f}" if gflop else "–"
+        size_txt = f"{size / 1e6:.2f} MB" if size else "–"
+        lines.append(f"| {label} | {size_txt} | {_fmt_latency(lat)} | {lat['mean']:.2f} | "
+                     f"{lat['max']:.2f} | {rate} |")
+    lines += [
+        "",
+        f"- size: {r['size_bytes'] / r['size_bytes_float32']:.3f}× the float32 file",
+        f"- speed-up (p50): {r['speedup_vs_float32']:.2f}× vs LiteRT float32, "
+        f"{r['speedup_vs_keras']:.2f}× vs Keras + tf.function",
+        f"- FLOPs per event: {r['flops'] / 1e6:.1f} M; achieved {r['achieved_gflops']:.1f} GFLOP/s at p50",
+        f"- outputs vs Keras on {r['n_validation']} events: max |Δ| {r['max_abs_diff']:.3g}, "
+        f"mean |Δ| {r['mean_abs_diff']:.3g} (tolerance {r['tolerance']:g})",
+    ]
+    if r.get("auroc_exported") is not None:
+        lines.append(f"- AUROC of the {r.get('anomaly_score', 'anomaly')} score (background vs signal, "
+                     f"{r['n_auroc']} events): Keras {r['auroc_keras']:.4f}, float32 "
+                     f"{r['auroc_float32']:.4f}, {r['precision']} {r['auroc_exported']:.4f} "
+                     f"(Δ {r['auroc_exported'] - r['auroc_float32']:+.4f})")
+    if r["submodels"]:
+        lines += ["", "## Sub-models (each exported and timed alone)", "",
+                  f"| sub-model | size | {r['precision']} p50 / p99 ms | float32 p50 / p99 ms | "
+                  "Keras p50 / p99 ms | MFLOP | GFLOP/s | max abs Δ | budget |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for name, s in r["submodels"].items():
+            lines.append(
+                f"| `{name}` | {s['size_bytes'] / 1e6:.2f} MB | {_fmt_latency(s['latency_ms'])} | "
+                f"{_fmt_latency(s['latency_ms_float32'])} | {_fmt_latency(s['keras_latency_ms'])} | "
+                f"{s['flops'] / 1e6:.1f} | {s['achieved_gflops']:.1f} | {s['max_abs_diff']:.3g} | "
+                f"{'✓' if s['within_budget'] else '✗'} |")
+    lines += ["", f"Files: {', '.join(f'`{f}`' for f in r.get('files', []))}", ""]
+    path = Path(path)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def plot_latency(timings: dict[str, np.ndarray], budget_ms: float, path, *, title: str) -> Path:
+    """Histograms of per-invocation latency (log-x), one per path, with p99 marks and the budget."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    all_t = np.concatenate(list(timings.values()))
+    bins = np.geomspace(max(all_t.min() * 0.8, 1e-3), max(all_t.max(), budget_ms) * 1.2, 80)
+    for (label, t), colour in zip(timings.items(), ("C0", "C1", "C2", "C3", "C4", "C5")):
+        ax.hist(t, bins=bins, histtype="step", lw=1.6, color=colour, label=f"{label} (p99 {np.percentile(t, 99):.2f} ms)")
+        ax.axvline(np.percentile(t, 99), color=colour, ls=":", lw=1)
+    ax.axvline(budget_ms, color="k", ls="--", lw=1.5, label=f"budget {budget_ms:g} ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per event [ms] (batch 1)")
+    ax.set_ylabel("invocations")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,107 @@
+"""tfphys-export: round trips through LiteRT, builtin-only conversion, report schema, bad targets."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from export.cli import export_main
+from export.convert import ExportError, convert, ops_used
+from export.latency import summary
+from export.report import REQUIRED_KEYS, SUBMODEL_KEYS
+from tfphys import config as configs
+from tfphys.models.codae import build_cae, build_codae
+
+TINY = dict(encoder_filters=[8, 8, 8, 8], decoder_filters=[8, 8, 8, 8], latent_channels=4)
+
+
+def test_summary_statistics_on_known_timings():
+    stats = summary(np.arange(1, 101, dtype=float)[::-1])  # 1..100 ms, order must not matter
+    assert stats == {"p50": 50.5, "p90": pytest.approx(90.1), "p99": pytest.approx(99.01),
+                     "mean": 50.5, "max": 100.0}
+    assert summary([2.0, 4.0])["p50"] == 3.0
+    with pytest.raises(ValueError):
+        summary([1.0])
+    with pytest.raises(ValueError):
+        summary([1.0, float("nan")])
+
+
+def _run_dir(tmp_path, build, data_path, **kwargs):
+    keras.utils.set_random_seed(0)
+    run = tmp_path / build.__name__
+    run.mkdir()
+    build(**kwargs).save(run / "model.keras")
+    cfg = {"model_name": build.__name__.removeprefix("build_"),
+           "data": {"path": str(data_path), "val_fraction": 0.25}, "model": kwargs}
+    configs.save(cfg, run / "config.toml")
+    return run
+
+
+@pytest.mark.parametrize("build, extra, precision", [
+    (build_codae, dict(mask_filters=[8, 8, 8, 8]), "float16"),
+    (build_cae, {}, "int8"),
+])
+def test_export_round_trip_and_report_schema(tmp_path, qcd_file, mixed_file, capsys, build, extra, precision):
+    run = _run_dir(tmp_path, build, qcd_file, **TINY, **extra)
+    rc = export_main([str(run), f"--{precision}", "--runs", "5", "--warmup", "1", "--data",
+                      str(mixed_file), "--samples", "6"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "WITHIN BUDGET" in out
+    report = json.loads((run / "report.json").read_text())
+    assert set(REQUIRED_KEYS) <= set(report)
+    assert report["precision"] == precision and report["threads"] == 1 and report["batch_size"] == 1
+    assert report["within_budget"] == (report["latency_ms"]["p99"] <= report["budget_ms"] == 100)
+    assert set(report["latency_ms"]) == {"p50", "p90", "p99", "mean", "max"}
+    assert report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] <= report["latency_ms"]["max"]
+    assert 0 <= report["max_abs_diff"] <= report["tolerance"]
+    assert 0 <= report["auroc_float32"] <= 1 and 0 <= report["auroc_exported"] <= 1
+    assert report["flops"] > 0 and report["achieved_gflops"] > 0 and report["cpu"]["cores"] >= 1
+    expected_subs = {"f_R", "f_m", "decoder"} if build is build_codae else {"f_R", "decoder"}
+    assert set(report["submodels"]) == expected_subs
+    for sub in report["submodels"].values():
+        assert set(SUBMODEL_KEYS) <= set(sub)
+    for name in ["model", *expected_subs]:
+        for p in {precision, "float32"}:
+            content = (run / f"{name}_{p}.tflite").read_bytes()
+            assert not [op for op in ops_used(content) if op.startswith("Flex") or op == "CUSTOM"]
+    assert (run / "report.md").read_text().startswith("**WITHIN BUDGET**")
+    assert (run / "latency.png").stat().st_size > 0
+
+
+def test_float16_halves_the_file_of_the_paper_sized_mask_encoder():
+    f_m = build_codae().get_layer("f_m")
+    ratio = len(convert(f_m, "float16")) / len(convert(f_m, "float32"))
+    assert ratio <= 0.52
+
+
+def test_a_model_needing_a_non_builtin_op_names_the_op_and_the_layer():
+    import tensorflow as tf
+
+    class Erfinv(keras.layers.Layer):
+        def call(self, x):
+            return tf.math.erfinv(0.1 * x)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, Erfinv(name="quantile_layer")(keras.layers.Dense(4)(inputs)), name="m")
+    with pytest.raises(ExportError, match=r"needs tf\.Erfinv in layer\(s\) quantile_layer"):
+        convert(model, "float32")
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "does not exist"),
+    ("empty_dir", "has no model.keras"),
+    ("corrupt", "could not load a Keras model"),
+    ("text", "neither a run dir nor a .keras file"),
+])
+def test_bad_targets_give_one_clear_line(tmp_path, capsys, kind, message):
+    target = tmp_path / {"missing": "nope", "empty_dir": "run", "corrupt": "m.keras", "text": "notes.txt"}[kind]
+    if kind == "empty_dir":
+        target.mkdir()
+    elif kind == "corrupt":
+        target.write_bytes(b"PK\x03\x04 this is not a model")
+    elif kind == "text":
+        target.write_text("hello")
+    assert export_main([str(target)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tfphys-export: error:") and message in err[0]

@@ -1,0 +1,82 @@
+"""Aggregated latency benchmark: export every trained model given, at each precision, into one table.
+
+    python tools/bench_export.py runs/codae runs/cae --precisions float16,int8 --out export-bench.md
+
+For every run dir (or ``.keras`` file) and precision it runs the full ``tfphys-export`` path —
+builtin-ops conversion, LiteRT validation against Keras, batch-1 timing side by side with the
+float32 TFLite model and Keras + ``tf.function`` — into ``RUN/export-PRECISION/`` and writes one
+Markdown table: sizes, p50/p99 latencies, speed-ups, AUROC change and the verdict against the budget,
+with one row per sub-model (CoDAE: f_R, f_m, decoder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def rows_for(report: dict) -> list[str]:
+    r = report
+    auroc = (f"{r['auroc_exported'] - r['auroc_float32']:+.4f}" if r.get("auroc_exported") is not None else "–")
+    lines = [
+        f"| {r['model']} | {r['precision']} | {r['size_bytes'] / 1e6:.2f} MB "
+        f"({r['size_bytes'] / r['size_bytes_float32']:.2f}×) | {r['latency_ms']['p50']:.2f} | "
+        f"{r['latency_ms']['p99']:.2f} | {r['speedup_vs_float32']:.2f}× | {r['speedup_vs_keras']:.2f}× | "
+        f"{r['achieved_gflops']:.1f} | {auroc} | {'✓' if r['within_budget'] else '✗'} |"]
+    for name, s in r["submodels"].items():
+        lines.append(
+            f"| ↳ {name} | {r['precision']} | {s['size_bytes'] / 1e6:.2f} MB "
+            f"({s['size_bytes'] / s['size_bytes_float32']:.2f}×) | {s['latency_ms']['p50']:.2f} | "
+            f"{s['latency_ms']['p99']:.2f} | {s['latency_ms_float32']['p50'] / s['latency_ms']['p50']:.2f}× | "
+            f"{s['keras_latency_ms']['p50'] / s['latency_ms']['p50']:.2f}× | {s['achieved_gflops']:.1f} | – | "
+            f"{'✓' if s['within_budget'] else '✗'} |")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("targets", nargs="+", help="run dirs or .keras files")
+    parser.add_argument("--precisions", default="float16,int8")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--budget-ms", type=float, default=100.0)
+    parser.add_argument("--data", help="labelled file for validation/AUROC (default: family sample)")
+    parser.add_argument("--out", default="export-bench.md", help="Markdown table to write")
+    args = parser.parse_args(argv)
+
+    from tfphys.cli import _import_tensorflow_quietly
+
+    _import_tensorflow_quietly()
+    from export.exporter import export
+    from export.report import cpu_info
+    from tfphys.errors import TfphysError
+
+    cpu = cpu_info()
+    lines = [f"Export benchmark — {cpu['model']}, {cpu['cores']} cores; LiteRT {args.threads} thread(s), "
+             f"batch 1, {args.runs} timed runs; budget {args.budget_ms:g} ms (p99)", "",
+             "| model | precision | size (÷ float32) | p50 ms | p99 ms | speed-up vs float32 | "
+             "vs Keras | GFLOP/s | ΔAUROC | budget |", "|---|---|---|---|---|---|---|---|---|---|"]
+    failures = 0
+    for target in args.targets:
+        for precision in args.precisions.split(","):
+            out = (Path(target) if Path(target).is_dir() else Path(target).parent) / f"export-{precision}"
+            print(f"exporting {target} at {precision} …", file=sys.stderr)
+            try:
+                report = export(target, precision, out, threads=args.threads, runs=args.runs,
+                                budget_ms=args.budget_ms, data=args.data)
+            except TfphysError as err:
+                failures += 1
+                lines.append(f"| {target} | {precision} | export failed: {err} |||||||||")
+                continue
+            lines += rows_for(report)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -37,7 +37,8 @@ def export_parser() -> argparse.ArgumentParser:
 
 
 def _export(args: argparse.Namespace) -> int:
-    _import_tensorflow_quietly()
+    # Keras is timed with as many threads as LiteRT, so the ratio compares engines, not cores.
+    _import_tensorflow_quietly(threads=args.threads)
     from export.exporter import export
     from export.report import verdict
 

@@ -20,8 +20,10 @@ from export import latency, report as reports
 from tfphys import config as configs
 from tfphys.models import registry
 
-#: Max |Δ| between LiteRT and Keras outputs, relative to max(1, max|Keras output|).
-TOLERANCE = {"float32": 1e-3, "float16": 2e-2, "int8": 0.25}
+#: Allowed (max |Δ|, mean |Δ|) between LiteRT and Keras outputs, in units of
+#: max(1, max |Keras output|). int8 output tensors have 256 levels and a pixel near a decision
+#: boundary may move far; its *mean* deviation is what must stay small.
+TOLERANCE = {"float32": (1e-3, 1e-4), "float16": (2e-2, 2e-3), "int8": (0.5, 1e-2)}
 
 
 def load_target(target) -> tuple[keras.Model, dict[str, Any], Path]:
@@ -65,12 +67,13 @@ def _compare(name, precision, reference, exported) -> tuple[float, float, float]
         raise conv.ExportError(f"{name} at {precision}: the exported model gives non-finite outputs")
     diff = np.abs(exported.astype(np.float64) - reference.astype(np.float64))
     scale = max(1.0, float(np.abs(reference).max()))
-    tolerance = TOLERANCE[precision] * scale
-    if diff.max() > tolerance:
+    tol_max, tol_mean = (t * scale for t in TOLERANCE[precision])
+    if diff.max() > tol_max or diff.mean() > tol_mean:
         raise conv.ExportError(
             f"{name} at {precision}: outputs differ from Keras by up to {diff.max():.3g} "
-            f"(tolerance {tolerance:.3g}); the export is not trustworthy")
-    return float(diff.max()), float(diff.mean()), tolerance
+            f"(mean {diff.mean():.3g}; tolerance {tol_max:.3g}, mean {tol_mean:.3g}); "
+            f"the export is not trustworthy")
+    return float(diff.max()), float(diff.mean()), [tol_max, tol_mean]
 
 
 def _measure(name, keras_model, inputs, calibration, precision, out, *, threads, runs, warmup,
@@ -90,25 +93,23 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
     _compare(name, "float32", reference, outputs["float32"])
 
     one = [x[:1] for x in inputs]
-    t = {
-        precision: latency.time_tflite(interps[precision], one, runs=runs, warmup=warmup),
-        "float32": latency.time_tflite(interps["float32"], one, runs=runs, warmup=warmup)
-        if precision != "float32" else None,
-        "keras": latency.time_keras(keras_model, one, runs=runs, warmup=warmup),
-    }
-    if t["float32"] is None:
-        t["float32"] = t[precision]
+    t_exported = latency.time_tflite(interps[precision], one, runs=runs, warmup=warmup)
+    t_float32 = (t_exported if precision == "float32"
+                 else latency.time_tflite(interps["float32"], one, runs=runs, warmup=warmup))
+    t_keras = latency.time_keras(keras_model, one, runs=runs, warmup=warmup)
     if timings is not None:
-        timings.update({f"LiteRT {precision}": t[precision], "Keras tf.function": t["keras"]}
-                       | ({"LiteRT float32": t["float32"]} if precision != "float32" else {}))
-    lat = latency.summary(t[precision])
+        timings[f"LiteRT {precision}"] = t_exported
+        if precision != "float32":
+            timings["LiteRT float32"] = t_float32
+        timings["Keras tf.function"] = t_keras
+    lat = latency.summary(t_exported)
     flops = conv.flops(keras_model)
     return {
         "size_bytes": len(contents[precision]),
         "size_bytes_float32": len(contents["float32"]),
         "latency_ms": lat,
-        "latency_ms_float32": latency.summary(t["float32"]),
-        "keras_latency_ms": latency.summary(t["keras"]),
+        "latency_ms_float32": latency.summary(t_float32),
+        "keras_latency_ms": latency.summary(t_keras),
         "within_budget": lat["p99"] <= budget_ms,
         "max_abs_diff": max_diff,
         "mean_abs_diff": mean_diff,
@@ -119,6 +120,14 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
         "_outputs": outputs,
         "_reference": reference,
     }
+
+
+def _keras_threads() -> int:
+    import os
+
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
 
 
 def export(target, precision: str = "float16", out=None, *, threads: int = 1, runs: int = 200,
@@ -178,6 +187,7 @@ def export(target, precision: str = "float16", out=None, *, threads: int = 1, ru
         "source": str(model_path),
         "precision": precision,
         "threads": threads,
+        "keras_threads": _keras_threads(),
         "batch_size": 1,
         "runs": runs,
         "warmup": warmup,

@@ -69,7 +69,7 @@ def write_markdown(report: dict[str, Any], path) -> Path:
     for label, lat, size in (
         (f"LiteRT {r['precision']}", r["latency_ms"], r["size_bytes"]),
         ("LiteRT float32", r["latency_ms_float32"], r["size_bytes_float32"]),
-        ("Keras + tf.function", r["keras_latency_ms"], None),
+        (f"Keras + tf.function ({r.get('keras_threads', '?')} thr.)", r["keras_latency_ms"], None),
     ):
         rate = f"{gflop / (lat['p50'] / 1e3):.1f}" if gflop else "–"
         size_txt = f"{size / 1e6:.2f} MB" if size else "–"
@@ -82,7 +82,7 @@ def write_markdown(report: dict[str, Any], path) -> Path:
         f"{r['speedup_vs_keras']:.2f}× vs Keras + tf.function",
         f"- FLOPs per event: {r['flops'] / 1e6:.1f} M; achieved {r['achieved_gflops']:.1f} GFLOP/s at p50",
         f"- outputs vs Keras on {r['n_validation']} events: max |Δ| {r['max_abs_diff']:.3g}, "
-        f"mean |Δ| {r['mean_abs_diff']:.3g} (tolerance {r['tolerance']:g})",
+        f"mean |Δ| {r['mean_abs_diff']:.3g} (tolerance {r['tolerance'][0]:g}, mean {r['tolerance'][1]:g})",
     ]
     if r.get("auroc_exported") is not None:
         lines.append(f"- AUROC of the {r.get('anomaly_score', 'anomaly')} score (background vs signal, "

@@ -73,3 +73,13 @@ def mixed_file(tmp_path_factory):
     signal["images"][..., 0] = 1.0  # every one of the 72 × 58 mask pixels is hit
     formats.write_darkshowers(path, [sparse_events(32, seed=3), signal], generator="test")
     return path
+
+
+@pytest.fixture(scope="session")
+def labelled_file(tmp_path_factory):
+    """24 QCD-like sparse events and 24 busier 'signal' events (label 1): a sample for AUROCs."""
+    path = tmp_path_factory.mktemp("data") / "labelled.h5"
+    formats.write_darkshowers(path, [sparse_events(24, seed=11),
+                                     sparse_events(24, label=1, mass=400.0, hits=(60, 160), seed=12)],
+                              generator="test")
+    return path

@@ -41,9 +41,13 @@ def _run(prog: str, main: Callable[[argparse.Namespace], int], parser: argparse.
         return 1
 
 
-def _import_tensorflow_quietly() -> None:
+def _import_tensorflow_quietly(threads: int | None = None) -> None:
     """Import TensorFlow and initialise its devices without its C++ start-up notes (oneDNN,
-    "could not find cuda drivers"), which are noise on a CPU machine."""
+    "could not find cuda drivers"), which are noise on a CPU machine.
+
+    ``threads``: limit TensorFlow's intra- and inter-op thread pools (set before the runtime
+    starts; e.g. so that Keras is timed on as many cores as LiteRT).
+    """
     if "tensorflow" in sys.modules:
         return
     from tfphys.console import quiet
@@ -51,6 +55,9 @@ def _import_tensorflow_quietly() -> None:
     with quiet():
         import tensorflow as tf
 
+        if threads is not None:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
         tf.config.list_logical_devices()
 
 

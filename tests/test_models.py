@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfphys.layers import GroupedConv2D, SpatialConditioning
+from tfphys.layers import GroupedConv2D, InstanceNormalization, SpatialConditioning
 from tfphys.losses import SSIM, SummedBinaryCrossentropy
 from tfphys.models.codae import build_cae, build_codae
 
@@ -114,3 +114,14 @@ def test_paper_sized_models_convert_to_builtin_tflite_ops(build):
     # float32 both ways; XNNPACK sums in another order, which through ~30 normalised layers of an
     # untrained net moves probabilities by ~1e-4 (seen up to 1.2e-4).
     np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=5e-4)
+
+
+def test_instance_norm_equals_keras_group_norm_with_one_group_per_channel():
+    x = tf.random.stateless_normal((3, 9, 7, 6), seed=(7, 8)) * 3.0 + 1.0
+    ours, ref = InstanceNormalization(), keras.layers.GroupNormalization(groups=-1)
+    ours.build(x.shape)
+    ref.build(x.shape)
+    weights = [np.linspace(0.5, 1.5, 6).astype(np.float32), np.linspace(-0.2, 0.3, 6).astype(np.float32)]
+    ours.set_weights(weights)
+    ref.set_weights(weights)
+    np.testing.assert_allclose(ours(x).numpy(), ref(x).numpy(), rtol=1e-4, atol=1e-5)

@@ -8,8 +8,10 @@ at its real input shape and timing those.
 
 All timings: ``Interpreter(model_content=..., num_threads=T)`` (XNNPACK, the default CPU
 delegate), batch 1, ``--warmup`` untimed invokes, then ``--repeats`` timed ``invoke()`` calls.
-Interpreters compared in one table are timed *interleaved* (round-robin, one invoke each per
-round), because this machine is shared; read the ratio columns more than the absolute ms.
+Interpreters compared in one table are timed *interleaved* — in rounds of ``--block``
+consecutive invokes per model (default 10: warm caches as in a trigger loop; 1 = strict
+round-robin, which makes memory-bound layers look slower) — because this machine is shared;
+read the ratio columns more than the absolute ms (they moved by up to ±40 % between runs here).
 
 Sections (``--sections``, default all but ``extras``):
 
@@ -21,10 +23,12 @@ Sections (``--sections``, default all but ``extras``):
 * ``precision`` — f_m, f_R, decoder, full × {baseline, deploy} × {float32, float16, dynamic-range,
   int8 (full-integer, float I/O, ``TFLITE_BUILTINS_INT8``)}: p50/p99, file size, max |Δ| vs Keras,
   ops left in float by the int8 converter; int8-only vs int8+builtins op sets compared on f_m.
+  Baseline int8 of f_R and the decoder only with ``--full-grid`` (calibration is slow).
 * ``lowering``  — which TFLite ops one instance norm becomes (Keras GroupNormalization vs
   :class:`InstanceNorm`, float32 and int8), and what one such layer costs.
 * ``layers``    — per-layer breakdown: every layer of f_m, f_R, decoder as a one-layer float32
-  model at its input shape, baseline layer and its deploy replacement timed interleaved.
+  model at its input shape, baseline layer and its deploy replacement timed interleaved; the
+  sum over layers is printed next to the whole sub-model as a check.
 * ``threads``   — 1 vs 2 threads.
 * ``extras``    — slow int8 alternatives on the full deploy model: instance-norm ops kept float
   (QuantizationDebugger deny-list) and 16×8 quantisation (int16 activations).
@@ -35,6 +39,7 @@ the converter folds ``x * 1`` and ``x + 0`` away (and so hides the bias ADD that
 points to a trained ``.keras`` file, gamma ~ U(0.5, 1.5), beta and biases ~ N(0, 0.1) are set.
 
 Usage: python tools/profile_tflite.py [--repeats 200] [--threads 1] [--sections variants,layers]
+A default run took 5–6 min here (int8 calibration with ``--calib 100`` masks is ~2 min of it).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Command-line entry points: ``tfphys-train`` and ``tfphys-data``.
+"""Command-line entry points: ``tfphys-train``, ``tfphys-data`` and ``tfphys-eval``.
 
 Thin by design: parse, call the library, report. A :class:`~tfphys.errors.TfphysError` (bad file,
 bad config, unknown name) is printed as one line ``PROG: error: MESSAGE`` with exit status 1;
@@ -142,3 +142,47 @@ def _data(args: argparse.Namespace) -> int:
 
 def data_main(argv: Sequence[str] | None = None) -> int:
     return _run("tfphys-data", _data, data_parser(), argv)
+
+
+# ----------------------------------------------------------------------------------- tfphys-eval
+def eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tfphys-eval",
+        description="Evaluate a trained tfphys model (a tfphys-train run dir) the way its paper does; "
+                    "writes a Markdown report with its plots.",
+    )
+    p.add_argument("run", help="a tfphys-train run dir (holds model.keras and config.toml)")
+    p.add_argument("--data", help="evaluation data file (default: the model family's cached test sample)")
+    p.add_argument("--out", help="report dir (default: RUN/eval)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tfphys import config as configs
+
+    run = Path(args.run)
+    if not (run / "config.toml").is_file():
+        raise TfphysError(f"{run} is not a tfphys-train run dir: it has no config.toml")
+    cfg = configs.load(run / "config.toml")
+    name = cfg.get("model_name")
+    if not name:
+        raise TfphysError(f"{run / 'config.toml'} names no model (no model_name key)")
+    _import_tensorflow_quietly()
+    from tfphys.models import registry
+
+    spec = registry.get(name)
+    if spec.evaluate is None:
+        raise TfphysError(f"model {name!r} has no evaluation yet")
+    if args.data is not None and not Path(args.data).is_file():
+        raise TfphysError(f"data file {args.data} does not exist")
+    report = spec.evaluate(run, cfg, Path(args.out) if args.out else run / "eval",
+                           Path(args.data) if args.data else None, args.seed)
+    print(f"report: {report}")
+    return 0
+
+
+def eval_main(argv: Sequence[str] | None = None) -> int:
+    return _run("tfphys-eval", _eval, eval_parser(), argv)

@@ -39,6 +39,9 @@ class ModelSpec:
     labelled_sample: Callable[[dict[str, Any], Path | None, int, int], tuple[Any, Any]] | None = None
     #: (inputs, model outputs) -> per-event score, larger = more anomalous
     anomaly_score: Callable[[Any, Any], Any] | None = None
+    #: what ``tfphys-eval RUN`` runs: (run_dir, cfg, out_dir, data path or None, seed) -> the
+    #: report file it wrote (Markdown, with its PNGs beside it)
+    evaluate: Callable[[Path, dict[str, Any], Path, Path | None, int], Path] | None = None
 
 
 def _darkshower_autoencoder_datasets(cfg, path, seed):

@@ -59,6 +59,9 @@ def _import_tensorflow_quietly(threads: int | None = None) -> None:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         tf.config.list_logical_devices()
+    # Python-side notes such as "5 out of the last 15 calls … triggered tf.function retracing"
+    # (every sub-model predicted once during an export) are not the user's business.
+    tf.get_logger().setLevel("ERROR")
 
 
 # ---------------------------------------------------------------------------------- tfphys-train
@@ -148,38 +151,53 @@ def data_main(argv: Sequence[str] | None = None) -> int:
 def eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tfphys-eval",
-        description="Evaluate a trained tfphys model (a tfphys-train run dir) the way its paper does; "
-                    "writes a Markdown report with its plots.",
+        description="Evaluate trained tfphys models (tfphys-train run dirs) the way their paper does; "
+                    "writes a Markdown report with its plots. Several run dirs of one family are "
+                    "evaluated together (e.g. CoDAE, CAE and baselines into one set of tables).",
     )
-    p.add_argument("run", help="a tfphys-train run dir (holds model.keras and config.toml)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="tfphys-train run dir(s) (model.keras + config.toml)")
     p.add_argument("--data", help="evaluation data file (default: the model family's cached test sample)")
-    p.add_argument("--out", help="report dir (default: RUN/eval)")
+    p.add_argument("--out", help="report dir (default: FIRST_RUN/eval)")
     p.add_argument("--seed", type=int, default=0)
     return p
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+def _run_config(run) -> dict:
     from tfphys import config as configs
 
-    run = Path(args.run)
     if not (run / "config.toml").is_file():
         raise TfphysError(f"{run} is not a tfphys-train run dir: it has no config.toml")
     cfg = configs.load(run / "config.toml")
-    name = cfg.get("model_name")
-    if not name:
+    if not cfg.get("model_name"):
         raise TfphysError(f"{run / 'config.toml'} names no model (no model_name key)")
+    return cfg
+
+
+def _eval(args: argparse.Namespace) -> int:
+    """The first run's family evaluates; ``spec.evaluate(run, cfg, out, data, seed)`` gets the
+    other runs as ``others=[(run, cfg), ...]`` (families that compare models accept it)."""
+    from pathlib import Path
+
+    runs = [Path(r) for r in args.runs]
+    cfgs = [_run_config(r) for r in runs]
     _import_tensorflow_quietly()
     from tfphys.models import registry
 
-    spec = registry.get(name)
+    spec = registry.get(cfgs[0]["model_name"])
     if spec.evaluate is None:
-        raise TfphysError(f"model {name!r} has no evaluation yet")
+        raise TfphysError(f"model {spec.name!r} has no evaluation yet")
     if args.data is not None and not Path(args.data).is_file():
         raise TfphysError(f"data file {args.data} does not exist")
-    report = spec.evaluate(run, cfg, Path(args.out) if args.out else run / "eval",
-                           Path(args.data) if args.data else None, args.seed)
+    out = Path(args.out) if args.out else runs[0] / "eval"
+    data = Path(args.data) if args.data else None
+    if len(runs) == 1:
+        report = spec.evaluate(runs[0], cfgs[0], out, data, args.seed)
+    else:
+        import inspect
+
+        if "others" not in inspect.signature(spec.evaluate).parameters:
+            raise TfphysError(f"{spec.name} runs are evaluated one at a time; give one run dir")
+        report = spec.evaluate(runs[0], cfgs[0], out, data, args.seed, others=list(zip(runs[1:], cfgs[1:])))
     print(f"report: {report}")
     return 0
 

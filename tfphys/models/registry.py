@@ -40,7 +40,8 @@ class ModelSpec:
     #: (inputs, model outputs) -> per-event score, larger = more anomalous
     anomaly_score: Callable[[Any, Any], Any] | None = None
     #: what ``tfphys-eval RUN`` runs: (run_dir, cfg, out_dir, data path or None, seed) -> the
-    #: report file it wrote (Markdown, with its PNGs beside it)
+    #: report file it wrote (Markdown, with its PNGs beside it). Families that compare several
+    #: runs (``tfphys-eval RUN1 RUN2 …``) also accept ``others=[(run_dir, cfg), …]``.
     evaluate: Callable[[Path, dict[str, Any], Path, Path | None, int], Path] | None = None
 
 
@@ -104,6 +105,57 @@ def _darkshower_autoencoder(name, build, description):
     )
 
 
+# ----------------------------------------------------------------- LeapfrogLayers (2D U(1))
+# Registered at import so that ``keras.saving.load_model`` (e.g. in tfphys-export, which loads a
+# run's model before asking the registry) knows the sampler's classes.
+from tfphys.models import leapfrog as _leapfrog  # noqa: E402,F401
+
+#: LeapfrogLayers reads no data file: it trains on its own Markov chains (kept in the model).
+_NO_DATA = Path("/dev/null")
+
+
+def _leapfrog_default_data(cfg):
+    return _NO_DATA
+
+
+def _leapfrog_datasets(cfg, path, seed):
+    """The "data" of a sampler: ``tf.data`` streams of step indices ("ticks"), one trajectory of
+    every chain per element. The annealed β_t is computed in ``train_step`` from the optimizer's
+    step count (so a resumed run continues the schedule); ``[pipeline] steps_per_epoch`` ticks
+    per epoch train, ``val_steps`` ticks run the validation chains at the target β."""
+    import tensorflow as tf
+
+    if Path(path) != _NO_DATA:
+        raise TfphysError(f"leapfrog reads no data file (it samples its own configurations); "
+                          f"drop --data / [data] path (got {path})")
+    pipe = cfg.get("pipeline", {})
+    steps, val_steps = int(pipe.get("steps_per_epoch", 100)), int(pipe.get("val_steps", 10))
+    if steps < 1 or val_steps < 1:
+        raise TfphysError(f"[pipeline] steps_per_epoch and val_steps must be ≥ 1, got {steps}, {val_steps}")
+    return tf.data.Dataset.range(steps), tf.data.Dataset.range(val_steps)
+
+
+def _leapfrog_no_export(cfg, n, seed):
+    raise TfphysError("leapfrog is an MCMC sampler (random trajectories + Metropolis test), not an "
+                      "inference model: it has no TFLite export; evaluate it with tfphys-eval RUN")
+
+
+def _leapfrog_evaluate(run_dir, cfg, out_dir, data, seed):
+    from tfphys.evaluation.lattice import evaluate_run
+
+    return evaluate_run(run_dir, cfg, out_dir, data, seed)
+
+
+def _leapfrog_spec():
+    return ModelSpec(
+        name="leapfrog", build=_leapfrog.build_leapfrog, datasets=_leapfrog_datasets,
+        default_data=_leapfrog_default_data, loss=lambda: None, metrics=lambda: [],
+        monitor="val_loss", mode="min",
+        description="LeapfrogLayers: trainable generalised HMC for 2D U(1) (Foreman et al. 2021)",
+        representative=_leapfrog_no_export, evaluate=_leapfrog_evaluate,
+    )
+
+
 def _specs() -> dict[str, ModelSpec]:
     from tfphys.models import codae
 
@@ -112,6 +164,7 @@ def _specs() -> dict[str, ModelSpec]:
                                 "conditional dual auto-encoder (dark showers, CoDAE §4.3-4.4)"),
         _darkshower_autoencoder("cae", codae.build_cae,
                                 "convolutional auto-encoder baseline (dark showers, CoDAE §5.2)"),
+        _leapfrog_spec(),
     ]
     return {spec.name: spec for spec in specs}
 

@@ -60,6 +60,7 @@ def _darkshower_autoencoder_datasets(cfg, path, seed):
         augmentation=bool(pipe.get("augmentation", True)),
         read_block=int(pipe.get("read_block", 64)),
         cache=bool(pipe.get("cache", True)),
+        signal_fraction=float(data.get("signal_fraction", 0.0)),  # weak supervision (dirvae)
     )
 
 
@@ -93,6 +94,7 @@ def _darkshower_labelled_sample(cfg, path, n_per_class, seed):
 
 
 def _darkshower_autoencoder(name, build, description):
+    from tfphys.evaluation.darkshowers import evaluate
     from tfphys.evaluation.scores import bce
     from tfphys.losses import SSIM, SummedBinaryCrossentropy
 
@@ -101,8 +103,59 @@ def _darkshower_autoencoder(name, build, description):
         default_data=_darkshower_default_data, loss=SummedBinaryCrossentropy,
         metrics=lambda: [SSIM()], monitor="val_ssim", mode="max", description=description,
         representative=_darkshower_representative, labelled_sample=_darkshower_labelled_sample,
-        anomaly_score=bce,
+        anomaly_score=bce, evaluate=evaluate,
     )
+
+
+# ------------------------------------------------ dark-shower trainable baselines (CoDAE §5.2)
+# Imported here so that ``keras.saving.load_model`` knows their layers (keras + numpy only).
+from tfphys.models import baselines as _baselines  # noqa: E402
+
+
+def _darkshower_classifier_datasets(cfg, path, seed):
+    from tfphys.pipelines.darkshowers import classifier_datasets
+
+    data, pipe = cfg["data"], cfg["pipeline"]
+    return classifier_datasets(
+        path,
+        batch_size=int(pipe.get("batch_size", 128)),
+        seed=seed,
+        num_classes=int(cfg["model"].get("num_classes", 3)),
+        val_fraction=float(data.get("val_fraction", 0.2)),
+        max_events=data.get("max_events"),
+        shuffle_buffer=int(pipe.get("shuffle_buffer", 10_000)),
+        augmentation=bool(pipe.get("augmentation", True)),
+        read_block=int(pipe.get("read_block", 64)),
+        cache=bool(pipe.get("cache", True)),
+        balance=bool(pipe.get("balance", True)),
+    )
+
+
+def _darkshower_baselines() -> list[ModelSpec]:
+    """The AE of Heimel et al., the weakly supervised Dirichlet VAE and the supervised CCT."""
+    import keras
+
+    from tfphys.losses import SSIM
+
+    common = dict(default_data=_darkshower_default_data, representative=_darkshower_representative,
+                  labelled_sample=_darkshower_labelled_sample)
+    return [
+        ModelSpec(name="ae", build=_baselines.build_ae, datasets=_darkshower_autoencoder_datasets,
+                  loss=_baselines.SummedSquaredError, metrics=lambda: [SSIM()],
+                  monitor="val_loss", mode="min", anomaly_score=_baselines.ae_score,
+                  description="AE baseline after Heimel et al. (dark showers, CoDAE §5.2)", **common),
+        ModelSpec(name="dirvae", build=_baselines.build_dirvae, datasets=_darkshower_autoencoder_datasets,
+                  loss=_baselines.MultinomialNLL, metrics=lambda: [],
+                  monitor="val_loss", mode="min", anomaly_score=_baselines.dirvae_score,
+                  description="weakly supervised Dirichlet VAE of Dillon et al. (dark showers, CoDAE §5.2)",
+                  **common),
+        ModelSpec(name="cct", build=_baselines.build_cct, datasets=_darkshower_classifier_datasets,
+                  loss=lambda: keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+                  metrics=lambda: [_baselines.SignalAUC(), keras.metrics.CategoricalAccuracy(name="accuracy")],
+                  monitor="val_signal_auc", mode="max", anomaly_score=_baselines.cct_score,
+                  description="supervised Compact Convolutional Transformer, the upper bound (CoDAE §5.2)",
+                  **common),
+    ]
 
 
 # ----------------------------------------------------------------- LeapfrogLayers (2D U(1))
@@ -156,15 +209,72 @@ def _leapfrog_spec():
     )
 
 
+# ----------------------------------------------------------------- CBAE (toy detector waveforms)
+def _cbae_datasets(cfg, path, seed):
+    from tfphys.pipelines.waveforms import cbae_datasets
+
+    data, pipe = cfg["data"], cfg["pipeline"]
+    return cbae_datasets(path, batch_size=int(pipe.get("batch_size", 32)), seed=seed,
+                         val_fraction=float(data.get("val_fraction", 0.2)),
+                         max_waveforms=data.get("max_waveforms"))
+
+
+def _cbae_default_data(cfg):
+    from tfphys.data.waveforms import default_dataset
+
+    data = cfg["data"]
+    return default_dataset(int(data.get("default_n", 50_000)), int(data.get("default_seed", 20220601)))
+
+
+def _cbae_loss():
+    """Figure 1: MSE(s, s′) + MSE(p, p′), one term per output (logged as signal_loss, params_loss)."""
+    from tfphys.models.cbae import PARAMS, SIGNAL
+
+    return {SIGNAL: keras.losses.MeanSquaredError(), PARAMS: keras.losses.MeanSquaredError()}
+
+
+def _cbae_representative(cfg, n, seed):
+    from tfphys.data.waveforms import count, read_waveforms
+    from tfphys.pipelines.waveforms import split
+
+    data = cfg.get("data", {})
+    path = Path(data["path"]) if data.get("path") else _cbae_default_data(cfg)
+    parts = split(count(path), float(data.get("val_fraction", 0.2)), data.get("max_waveforms"))
+    chosen = np.sort(np.random.default_rng(seed).permutation(parts.n_train)[:n])
+    train = read_waveforms(path, 0, int(chosen[-1]) + 1, clean=False)
+    return train.waveforms[chosen]
+
+
+def _cbae_evaluate(run_dir, cfg, out_dir, data, seed):
+    from tfphys.evaluation.cbae import evaluate
+
+    return evaluate(run_dir, cfg, out_dir, data, seed)
+
+
+def _cbae_spec():
+    from tfphys.models import cbae
+
+    return ModelSpec(
+        name="cbae", build=cbae.build_cbae, datasets=_cbae_datasets, default_data=_cbae_default_data,
+        loss=_cbae_loss, metrics=lambda: [], monitor="val_loss", mode="min",
+        description="constrained bottleneck autoencoder (toy detector waveforms, Jesús-Valls et al.)",
+        representative=_cbae_representative, evaluate=_cbae_evaluate,
+    )
+
+
 def _specs() -> dict[str, ModelSpec]:
-    from tfphys.models import codae
+    from tfphys.models import codae, codvae
 
     specs = [
         _darkshower_autoencoder("codae", codae.build_codae,
                                 "conditional dual auto-encoder (dark showers, CoDAE §4.3-4.4)"),
         _darkshower_autoencoder("cae", codae.build_cae,
                                 "convolutional auto-encoder baseline (dark showers, CoDAE §5.2)"),
+        _darkshower_autoencoder("codvae", codvae.build_codvae,
+                                "categorical conditional dual VAE (dark showers, CoDAE §4.5)"),
+        *_darkshower_baselines(),
         _leapfrog_spec(),
+        _cbae_spec(),
     ]
     return {spec.name: spec for spec in specs}
 

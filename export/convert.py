@@ -29,11 +29,15 @@ class ExportError(TfphysError):
     """The model cannot be exported or its export is not trustworthy."""
 
 
-def convert(model: keras.Model, precision: str, representative: Sequence[Sequence[np.ndarray]] | None = None) -> bytes:
+def convert(model: keras.Model, precision: str, representative: Sequence[Sequence[np.ndarray]] | None = None,
+            input_order: Sequence[int] | None = None) -> bytes:
     """The TFLite flatbuffer of ``model`` at ``precision``, builtin ops only.
 
-    ``representative``: for int8, a sequence of input lists (one list per model input, batch 1)
-    drawn from the training data.
+    ``representative``: for int8, a sequence of input lists (one list per model input, in the
+    Keras model's order, batch 1) drawn from the training data. ``input_order``: the Keras input
+    index of each TFLite input (:func:`export.latency.keras_input_order`) — the converter orders a
+    multi-input model's inputs by its own rule (the CoDAE decoder gets ``z_m`` before ``z``), and
+    calibration data must follow it.
     """
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
@@ -46,7 +50,8 @@ def convert(model: keras.Model, precision: str, representative: Sequence[Sequenc
         if not representative:
             raise ExportError("int8 quantisation needs a representative sample of the training data")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([np.asarray(x, np.float32) for x in inputs]
+        order = list(input_order) if input_order is not None else list(range(len(representative[0])))
+        converter.representative_dataset = lambda: ([np.asarray(inputs[i], np.float32) for i in order]
                                                     for inputs in representative)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     with quiet():  # the converter prints its SavedModel and MLIR chatter on fds 1 and 2

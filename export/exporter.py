@@ -80,14 +80,17 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
              budget_ms, timings=None) -> dict[str, Any]:
     """Convert at ``precision`` and float32, validate against Keras on ``inputs``, time all three."""
     contents = {"float32": conv.convert(keras_model, "float32")}
+    interps = {"float32": latency.interpreter(contents["float32"], threads)}
     if precision != "float32":
-        contents[precision] = conv.convert(keras_model, precision, calibration)
+        order = latency.keras_input_order(interps["float32"], [t.name for t in keras_model.inputs],
+                                          [t.shape[1:] for t in keras_model.inputs])
+        contents[precision] = conv.convert(keras_model, precision, calibration, order)
+        interps[precision] = latency.interpreter(contents[precision], threads)
     for p, content in contents.items():
         (out / f"{name}_{p}.tflite").write_bytes(content)
 
     reference = keras_model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
     reference = np.asarray(reference[0] if isinstance(reference, list) else reference)
-    interps = {p: latency.interpreter(c, threads) for p, c in contents.items()}
     outputs = {p: _run_all(i, inputs) for p, i in interps.items()}
     max_diff, mean_diff, tolerance = _compare(name, precision, reference, outputs[precision])
     _compare(name, "float32", reference, outputs["float32"])

@@ -39,6 +39,22 @@ def interpreter(content: bytes, threads: int = 1):
     return interp
 
 
+def keras_input_order(interp, names: Sequence[str], shapes: Sequence[Sequence[int]]) -> list[int]:
+    """For each interpreter input, the index of the Keras input it is: by name (the converter
+    names them ``serving_default_NAME:0``), else by per-event shape."""
+    order, unused = [], list(range(len(names)))
+    for detail in interp.get_input_details():
+        name = detail["name"].removeprefix("serving_default_").rsplit(":", 1)[0]
+        match = next((i for i in unused if names[i] == name), None)
+        if match is None:
+            match = next((i for i in unused if tuple(shapes[i]) == tuple(detail["shape"][1:])), None)
+        if match is None:
+            raise ValueError(f"no Keras input matches TFLite input {detail['name']} {tuple(detail['shape'])}")
+        unused.remove(match)
+        order.append(match)
+    return order
+
+
 def set_inputs(interp, inputs: Sequence[np.ndarray]) -> None:
     """Set ``inputs`` (in the Keras model's order) on the interpreter.
 

@@ -118,3 +118,24 @@ def test_bad_targets_give_one_clear_line(tmp_path, capsys, kind, message):
     assert export_main([str(target)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tfphys-export: error:") and message in err[0]
+
+
+def test_int8_calibration_follows_the_converters_input_order():
+    # The converter puts the decoder's z_m before z; calibration data in Keras order would be fed
+    # to the wrong inputs (it failed with a CONCATENATION shape error before this was handled).
+    from export.convert import submodel_inputs
+    from export.latency import interpreter, keras_input_order, run_tflite
+
+    keras.utils.set_random_seed(0)
+    model = build_codae(**TINY, mask_filters=[8, 8, 8, 8])
+    decoder = model.get_layer("decoder")
+    x = (np.random.default_rng(0).random((8, 72, 58, 1)) < 0.05).astype("float32")
+    inputs = submodel_inputs(model, "decoder", [x])
+    order = keras_input_order(interpreter(convert(decoder, "float32")), [t.name for t in decoder.inputs],
+                              [t.shape[1:] for t in decoder.inputs])
+    assert order == [1, 0]
+    calibration = [[a[i:i + 1] for a in inputs] for i in range(8)]
+    with pytest.raises(ExportError, match="CONCATENATION"):
+        convert(decoder, "int8", calibration)  # Keras order: the bug this guards against
+    out = run_tflite(interpreter(convert(decoder, "int8", calibration, order)), [a[:1] for a in inputs])[0]
+    assert out.shape == (1, 72, 58, 1) and np.all(np.isfinite(out)) and np.all((out >= 0) & (out <= 1))

@@ -53,13 +53,18 @@ def residual_encoder(
 ) -> keras.Model:
     """``f_R``: ``(batch, 72, 58, 1)`` → ``Z`` of shape ``(batch, 5, 4, latent_channels)``."""
     inputs = keras.Input(input_shape, name="mask")
-    x = inputs
+    x = residual_stages(inputs, filters, groups, slope)
+    z = keras.layers.Conv2D(latent_channels, 1, kernel_initializer="he_uniform", name="z")(x)
+    return keras.Model(inputs, z, name="f_R")
+
+
+def residual_stages(x, filters: Sequence[int], groups: int, slope: float):
+    """f_R's trunk: per stage a stride-2 conv unit and a residual block (72×58 → … → 5×4)."""
     for i, f in enumerate(filters):
         # The first strided conv sees one input channel, so it cannot be grouped.
         x = conv_unit(x, f, strides=2, groups=1 if i == 0 else groups, slope=slope, name=f"down{i}")
         x = residual_block(x, f, groups=groups, slope=slope, name=f"res{i}")
-    z = keras.layers.Conv2D(latent_channels, 1, kernel_initializer="he_uniform", name="z")(x)
-    return keras.Model(inputs, z, name="f_R")
+    return x
 
 
 def mask_encoder(

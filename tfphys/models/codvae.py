@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tfphys.models.codae import INPUT_SHAPE, conv_unit, decoder, mask_encoder, residual_block
+from tfphys.models.codae import INPUT_SHAPE, decoder, mask_encoder, residual_stages
 
 
 def _tfd():
@@ -134,10 +134,7 @@ def variational_encoder(
 ) -> keras.Model:
     """``f_R`` of the CoDVAE: ``(batch, 72, 58, 1)`` → ``[α_R (batch, 5, 4, C), τ_R (batch, 5, 4, 1)]``."""
     inputs = keras.Input(input_shape, name="mask")
-    x = inputs
-    for i, f in enumerate(filters):
-        x = conv_unit(x, f, strides=2, groups=1 if i == 0 else groups, slope=slope, name=f"down{i}")
-        x = residual_block(x, f, groups=groups, slope=slope, name=f"res{i}")
+    x = residual_stages(inputs, filters, groups, slope)
     logits = keras.layers.Conv2D(categories, 1, kernel_initializer="he_uniform", name="logits")(x)
     tau = keras.layers.Conv2D(1, 1, activation="softplus", kernel_initializer="he_uniform",
                               bias_initializer=keras.initializers.Constant(0.0), name="tau_head")(x)

@@ -123,9 +123,51 @@ def data_parser() -> argparse.ArgumentParser:
     g.add_argument("--n", type=int, required=True, help="events (per component for --process all)")
     g.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--generator", default="toy", help="event generator (default: toy, built in)")
+    g.add_argument("--generator", default="toy",
+                   help="toy (built in, default) or pythia (Pythia 8, needs pip install 'tfphys[pythia]')")
+    py = g.add_argument_group("Pythia generation (--generator pythia; defaults in tfphys/data/darkshowers/pythia.py)")
+    py.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes (default 1)")
+    py.add_argument("--resume", action="store_true",
+                    help="continue an unfinished --out of the same request (rerunning the same command does too)")
+    py.add_argument("--pt-hat-min", type=float, dest="pt_hat_min_gev", metavar="GEV", help="QCD p̂_T cut in GeV (100)")
+    py.add_argument("--m-dark", type=float, dest="m_dark_gev", metavar="GEV", help="SVJ dark meson mass in GeV (20)")
+    py.add_argument("--r-inv", type=float, dest="r_inv", metavar="FRACTION", help="SVJ invisible fraction (0.3)")
+    py.add_argument("--meson-mass", type=float, dest="meson_mass_gev", metavar="GEV", help="SUEP dark meson mass m_φ in GeV (2)")
+    py.add_argument("--temperature", type=float, dest="temperature_gev", metavar="GEV", help="SUEP temperature T in GeV (2)")
+    py.add_argument("--dark-photon-mass", type=float, dest="dark_photon_mass_gev", metavar="GEV", help="SUEP m_A' in GeV (0.7)")
+    py.add_argument("--dark-photon-decay", dest="dark_photon_decay", metavar="MODE",
+                    help="SUEP A' decays: generic (15/15/70 %% ee/μμ/ππ), leptonic, electrons, muons, pions, "
+                         "or three fractions e,mu,pi")
+    py.add_argument("--pileup", type=float, dest="pileup_mu", metavar="MU", help="mean pile-up interactions overlaid (0: off)")
+    py.add_argument("--pythia", action="append", dest="pythia_settings", metavar="'KEY = VALUE'",
+                    help="extra Pythia setting, read last (repeatable)")
     i = sub.add_parser("info", help="validate a data file and summarise its content")
     i.add_argument("file")
+    im = sub.add_parser("import", help="check your own images (HDF5/NPZ, 360×286×3) and write the tfphys format")
+    im.add_argument("file", help="HDF5 (.h5/.hdf5) or NumPy (.npz) file with images (N, 360, 286, 3)")
+    im.add_argument("--out", help="tfphys HDF5 file to write (default: only check whether FILE is usable in place)")
+    im.add_argument("--transpose", action="store_true", help="images are (N, 286 η, 360 φ, 3): swap to φ, η")
+    im.add_argument("--label", type=int, choices=(0, 1, 2), help="class of every event (if FILE has no labels)")
+    im.add_argument("--mass", type=float, help="mediator mass in GeV of every event (if FILE has no masses)")
+    for key in ("images", "label", "mass", "n_tracks"):
+        im.add_argument(f"--{key.replace('_', '-')}-key", default=key, help=f"name of the {key} array (default {key})")
+    c = sub.add_parser("cbae", help="generate CBAE toy-detector waveforms (Landau, Eq. 1.2) into an HDF5 file")
+    c.add_argument("--n", type=int, required=True, help="waveforms (the paper: 50000, split 40k/10k)")
+    c.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--noise-sigma", type=float, default=0.05,
+                   help="Gaussian noise σ added before normalisation (default 0.05, the paper's)")
+    a = sub.add_parser("albus", help="build ALBUS H1-L1 coherence maps with chirp injections into an HDF5 file "
+                       "(small default; the paper: --background 4500 --per-level 500)")
+    a.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
+    a.add_argument("--background", type=int, default=36, help="time-slide background maps (default 36)")
+    a.add_argument("--per-level", type=int, default=4, help="chirp maps per visibility level (default 4)")
+    a.add_argument("--levels", type=float, nargs="+", help="visibility levels (default 12 14 16 18 20 30 40 50 60)")
+    a.add_argument("--glitches", type=int, default=0, help="maps with a coherent glitch (default 0)")
+    a.add_argument("--psd", default="auto", choices=("auto", "O3", "analytic"),
+                   help="noise curve: O3 (needs pip install 'tfphys[gw]'), analytic aLIGO fit, or auto")
+    a.add_argument("--workers", type=int, help="processes (default: all cores)")
+    a.add_argument("--seed", type=int, default=0)
     return p
 
 
@@ -133,13 +175,41 @@ def _data(args: argparse.Namespace) -> int:
     if args.command == "generate":
         from tfphys.data.darkshowers import generate
 
+        physics = {k: getattr(args, k) for k in (
+            "pt_hat_min_gev", "m_dark_gev", "r_inv", "meson_mass_gev", "temperature_gev",
+            "dark_photon_mass_gev", "dark_photon_decay", "pileup_mu", "pythia_settings")}
         n = generate(args.process, args.n, args.out, mass_gev=args.mass, seed=args.seed,
-                     generator=args.generator)
+                     generator=args.generator, workers=args.workers, resume=args.resume, **physics)
         print(f"wrote {n} events to {args.out}")
         return 0
+    if args.command == "cbae":
+        from tfphys.data import waveforms
+
+        waveforms.generate(args.n, args.out, seed=args.seed, noise_sigma=args.noise_sigma)
+        print(waveforms.summary(args.out))
+        return 0
+    if args.command == "albus":
+        from tfphys.data.gw import injections, storage
+
+        storage.build(args.out, n_background=args.background, n_per_level=args.per_level,
+                      levels=tuple(args.levels or injections.VISIBILITY_LEVELS), n_glitch=args.glitches,
+                      seed=args.seed, workers=args.workers, psd=args.psd)
+        print(storage.summary(args.out))
+        return 0
+    if args.command == "import":
+        from tfphys.data import importer
+
+        print(importer.main(args))
+        return 0
+    from tfphys.data import waveforms
     from tfphys.data.formats import summary
 
-    print(summary(args.file))
+    from tfphys.data.gw import storage as albus_storage
+
+    if albus_storage.is_albus_file(args.file):
+        print(albus_storage.summary(args.file))
+        return 0
+    print(waveforms.summary(args.file) if waveforms.is_waveform_file(args.file) else summary(args.file))
     return 0
 
 

@@ -93,6 +93,9 @@ def model_scores(model, spec, x: np.ndarray, *, seed: int = 0, batch_size: int =
     layers = {layer.name: layer for layer in model.layers}
     result: dict[str, np.ndarray] = {}
     recon = None
+    if spec.name == "dirvae":  # a pixel distribution (sums to 1): undo the normalisation (Table 4)
+        result["H"] = np.asarray(spec.anomaly_score(x, out), np.float64)
+        out = out * x.reshape(len(x), -1).sum(axis=1)[:, None, None, None]
     if out.shape == x.shape:  # an auto-encoder
         variational = isinstance(layers.get("latent"), GumbelSoftmaxLatent)
         recon = reconstruct(out, "mode") if variational else out

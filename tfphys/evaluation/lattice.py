@@ -9,11 +9,12 @@
 ``tau_vs_length.png``       τ_int(Q_R) vs trajectory length N_LF·ε at the target β (Figure 5)
 ``trajectory.png``          Q_R, Q_Z and H − Σ log|J| along one trajectory (Figure 6)
 ``plaquette_trajectory.png``  ⟨cos x_P⟩ along one trajectory, with the exact value (Figure 7)
+``training.png``            the run's training curve (acceptance, δQ_Z, ΔQ_R² per epoch)
 ==========================  =========================================================================
 
 Both samplers run at the same β, lattice and trajectory length (HMC: ``N_LF`` steps of
 ``ε = Σ_k ε_k / N_LF``, the trained sampler's total), from the same thermalised configurations
-(hot start + HMC trajectories). Errors of ⟨cos x_P⟩, χ_Q and δQ_Z are the spread of the
+(hot start + HMC trajectories with β ramped up to the target). Errors of ⟨cos x_P⟩, χ_Q and δQ_Z are the spread of the
 independent chains' time averages (``std / √n_chains``); τ_int is
 :func:`tfphys.evaluation.autocorr.integrated_time` (unreliable estimates are flagged, not hidden).
 The cost is measured: wall and process-CPU time per trajectory (after compilation), and effective
@@ -36,11 +37,11 @@ import numpy as np
 from tfphys.errors import TfphysError
 
 DEFAULTS: dict[str, Any] = {
-    "thermalise": 300,       # HMC trajectories from a hot start before measuring
+    "thermalise": 600,       # HMC trajectories from a hot start (β ramped up, see HMC.thermalise)
     "trajectories": 1000,    # measured trajectories per sampler at the target β
     "betas": [2.0, 3.0, 4.0, 5.0, 6.0, 7.0],  # Figure 4 scan (and the exact-plaquette check)
     "scan_trajectories": 300,
-    "scan_thermalise": 150,
+    "scan_thermalise": 300,
     "lengths": [5, 10, 20],  # Figure 5: HMC with N_LF ∈ lengths steps of the same ε
     "chains": None,          # default: the model's n_chains
 }
@@ -184,7 +185,8 @@ def _plot_tau(xs, rows, xlabel, out, title):
         tau = np.array([t.tau if np.isfinite(t.tau) else np.nan for t in taus])
         err = np.array([t.err if np.isfinite(t.err) else 0.0 for t in taus])
         ok = np.array([t.reliable for t in taus])
-        line = ax.errorbar(x[ok], tau[ok], err[ok], marker=marker, ls="", capsize=3, label=label)
+        line = ax.errorbar(x[ok], tau[ok], err[ok], marker=marker, ls="", capsize=3,
+                           label=label if ok.any() else None)
         ax.plot(x[~ok], tau[~ok], marker=marker, ls="", mfc="none", color=line[0].get_color(),
                 label=f"{label} (unreliable: lower bound)" if (~ok).any() else None)
     ax.set_yscale("log")
@@ -400,7 +402,47 @@ def evaluate_run(run_dir, cfg, out_dir, data=None, seed=0, overrides=None) -> Pa
     if data is not None:
         raise TfphysError("leapfrog evaluation reads no data file: it samples its own configurations")
     model = load_sampler(run_dir)
-    return evaluate(model, out_dir, settings=_settings(cfg, overrides), seed=seed, source=str(run_dir))
+    report = evaluate(model, out_dir, settings=_settings(cfg, overrides), seed=seed, source=str(run_dir))
+    curve = _training_curve(Path(run_dir), Path(out_dir))
+    if curve:
+        report.write_text(report.read_text() + "\n".join(curve) + "\n")
+    return report
+
+
+def _training_curve(run_dir, out_dir):
+    """The run's history (β_t, acceptance, tunnelling, Eq. 15 loss per epoch) as a table + PNG."""
+    from tfphys.training import read_history
+
+    rows = read_history(run_dir / "history.csv")
+    if not rows:
+        return []
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for key, label in (("acceptance", "train"), ("val_acceptance", "validation (target β)")):
+        axes[0].plot(epochs, [r.get(key, np.nan) for r in rows], label=label)
+    for key, label in (("dq_int", "train"), ("val_dq_int", "validation (target β)")):
+        axes[1].plot(epochs, [r.get(key, np.nan) for r in rows], label=label)
+    for key, label in (("dq_real_sq", "train"), ("val_dq_real_sq", "validation (target β)")):
+        axes[2].plot(epochs, [r.get(key, np.nan) for r in rows], label=label)
+    for ax, title in zip(axes, ("acceptance A", "tunnelling rate δQ_Z", "⟨(Q*_R − Q_R)²⟩")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    axes[1].set_yscale("symlog", linthresh=1e-3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "training.png", dpi=110)
+    plt.close(fig)
+    lines = ["## Training curve", "",
+             "| epoch | β_t | acceptance | δQ_Z | ⟨ΔQ_R²⟩ | val acceptance | val δQ_Z | val loss (Eq. 15) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['epoch']:.0f} | {r.get('beta', np.nan):.3f} | {r.get('acceptance', np.nan):.3f} "
+                     f"| {r.get('dq_int', np.nan):.4f} | {r.get('dq_real_sq', np.nan):.4f} "
+                     f"| {r.get('val_acceptance', np.nan):.3f} | {r.get('val_dq_int', np.nan):.4f} "
+                     f"| {r.get('val_loss', np.nan):.5f} |")
+    return lines + ["", "![training](training.png)", ""]
 
 
 def main(argv=None) -> int:

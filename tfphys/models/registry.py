@@ -135,10 +135,11 @@ def _darkshower_baselines() -> list[ModelSpec]:
     """The AE of Heimel et al., the weakly supervised Dirichlet VAE and the supervised CCT."""
     import keras
 
+    from tfphys.evaluation.darkshowers import evaluate
     from tfphys.losses import SSIM
 
     common = dict(default_data=_darkshower_default_data, representative=_darkshower_representative,
-                  labelled_sample=_darkshower_labelled_sample)
+                  labelled_sample=_darkshower_labelled_sample, evaluate=evaluate)
     return [
         ModelSpec(name="ae", build=_baselines.build_ae, datasets=_darkshower_autoencoder_datasets,
                   loss=_baselines.SummedSquaredError, metrics=lambda: [SSIM()],
@@ -226,11 +227,6 @@ def _cbae_default_data(cfg):
     return default_dataset(int(data.get("default_n", 50_000)), int(data.get("default_seed", 20220601)))
 
 
-def _cbae_loss():
-    """Figure 1: MSE(s, s′) + MSE(p, p′), one term per output (logged as signal_loss, params_loss)."""
-    from tfphys.models.cbae import PARAMS, SIGNAL
-
-    return {SIGNAL: keras.losses.MeanSquaredError(), PARAMS: keras.losses.MeanSquaredError()}
 
 
 def _cbae_representative(cfg, n, seed):
@@ -256,9 +252,56 @@ def _cbae_spec():
 
     return ModelSpec(
         name="cbae", build=cbae.build_cbae, datasets=_cbae_datasets, default_data=_cbae_default_data,
-        loss=_cbae_loss, metrics=lambda: [], monitor="val_loss", mode="min",
+        loss=cbae.ConstrainedBottleneckLoss, metrics=cbae.loss_terms, monitor="val_loss", mode="min",
         description="constrained bottleneck autoencoder (toy detector waveforms, Jesús-Valls et al.)",
         representative=_cbae_representative, evaluate=_cbae_evaluate,
+    )
+
+
+from tfphys.models import albus as _albus  # noqa: E402,F401  (registers CropOrPadTo for load_model)
+
+
+def _albus_default_data(cfg):
+    from tfphys.data.gw import default_dataset
+
+    data = cfg["data"]
+    return default_dataset(int(data.get("default_background", 36)), int(data.get("default_per_level", 4)),
+                           int(data.get("default_seed", 20220121)), psd=data.get("psd", "auto"))
+
+
+def _albus_datasets(cfg, path, seed):
+    from tfphys.pipelines.gw import albus_datasets
+
+    data, pipe = cfg["data"], cfg["pipeline"]
+    return albus_datasets(path, batch_size=int(pipe.get("batch_size", 20)), seed=seed,
+                          val_fraction=float(data.get("val_fraction", 0.1)),
+                          max_maps=data.get("max_maps"), cache=bool(pipe.get("cache", True)))
+
+
+def _albus_representative(cfg, n, seed):
+    from tfphys.evaluation.albus import representative
+
+    data = cfg.get("data", {})
+    return representative(Path(data["path"]) if data.get("path") else _albus_default_data(cfg), n, seed,
+                          val_fraction=float(data.get("val_fraction", 0.1)))
+
+
+def _albus_labelled_sample(cfg, path, n_per_class, seed):
+    from tfphys.evaluation.albus import default_eval_data, labelled_sample
+
+    return labelled_sample(path or default_eval_data(cfg), n_per_class, seed)
+
+
+def _albus_spec():
+    from tfphys.evaluation import albus as albus_eval
+    from tfphys.models import albus
+
+    return ModelSpec(
+        name="albus", build=albus.build_albus, datasets=_albus_datasets, default_data=_albus_default_data,
+        loss=keras.losses.MeanSquaredError, metrics=lambda: [], monitor="val_loss", mode="min",
+        description="pixel-wise U-Net on H1-L1 coherence maps (GW long-duration bursts, ALBUS)",
+        representative=_albus_representative, labelled_sample=_albus_labelled_sample,
+        anomaly_score=albus_eval.map_sum, evaluate=albus_eval.evaluate,
     )
 
 
@@ -275,6 +318,7 @@ def _specs() -> dict[str, ModelSpec]:
         *_darkshower_baselines(),
         _leapfrog_spec(),
         _cbae_spec(),
+        _albus_spec(),
     ]
     return {spec.name: spec for spec in specs}
 

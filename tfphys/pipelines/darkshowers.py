@@ -137,16 +137,20 @@ def masks(path, indices: np.ndarray, *, read_block: int = 64, k: int = DOWNSAMPL
 def autoencoder_datasets(
     path, *, batch_size: int, seed: int, classes=(0,), val_fraction: float = 0.1,
     max_events: int | None = None, shuffle_buffer: int = 10_000, augmentation: bool = True,
-    read_block: int = 64, cache: bool = True,
+    read_block: int = 64, cache: bool = True, signal_fraction: float = 0.0,
 ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """Training and validation datasets of ``(mask, mask)`` batches for an auto-encoder.
 
     Training: masks of ``classes`` (QCD only by default) → cache → shuffle → augment → batch.
     Validation: the held-out events, neither shuffled nor augmented.
+    ``signal_fraction`` > 0: weak supervision — the training split is contaminated with signal
+    events (see :func:`contaminate`); validation stays background-only.
     Shapes: ``(batch, 72, 58, 1)`` float32 in {0, 1}.
     """
     split = split_events(path, classes=classes, val_fraction=val_fraction,
                          max_events=max_events, seed=seed)
+    if signal_fraction:
+        split = contaminate(path, split, signal_fraction, background=classes, seed=seed)
 
     def as_pair(x):
         x = tf.cast(x, tf.float32)
@@ -166,6 +170,95 @@ def autoencoder_datasets(
     val = val.map(as_pair).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return train, val
 
+
+
+def contaminate(path, split: Split, signal_fraction: float, *, background=(0,), seed: int = 0) -> Split:
+    """Weak supervision (Dirichlet VAE, paper §5.2: "background contaminated with 0.01 % of the
+    signals"): add signal events to the training split so that they make up ``signal_fraction`` of it.
+
+    The signal pool is every event whose label is not in ``background`` and not already in the
+    split; ``n_s = round(f · n_b / (1 − f))`` events are drawn from it at random (all signal
+    processes and mass points alike), at least one when ``f > 0`` — at 0.01 % one signal event needs
+    ~10⁴ background events, so small files get one. Validation indices are unchanged.
+    """
+    if not 0 <= signal_fraction < 1:
+        raise TfphysError(f"signal_fraction must lie in [0, 1), got {signal_fraction}")
+    if signal_fraction == 0:
+        return split
+    with formats.open_darkshowers(path) as f:
+        labels = f["label"][:]
+    pool = np.setdiff1d(np.flatnonzero(~np.isin(labels, background)), np.concatenate([split.train, split.val]))
+    n_signal = max(1, int(round(signal_fraction * len(split.train) / (1.0 - signal_fraction))))
+    if len(pool) < n_signal:
+        raise TfphysError(
+            f"data file {path} has {len(pool)} signal events; contaminating {len(split.train)} background "
+            f"events with signal_fraction={signal_fraction} needs {n_signal} (generate with --process all)")
+    chosen = np.random.default_rng([seed, 1]).choice(pool, n_signal, replace=False)
+    return Split(train=np.sort(np.concatenate([split.train, chosen])), val=split.val)
+
+
+def classifier_datasets(
+    path, *, batch_size: int, seed: int, num_classes: int = 3, val_fraction: float = 0.2,
+    max_events: int | None = None, shuffle_buffer: int = 10_000, augmentation: bool = True,
+    read_block: int = 64, cache: bool = True, balance: bool = True,
+) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """Labelled training and validation datasets for a supervised classifier (the CCT baseline).
+
+    Every event of the file is used, background and signal; the split is stratified by target class.
+    Targets are one-hot over ``num_classes``: 3 = (QCD, SUEP, SVJ) as the file's labels, 2 = (QCD,
+    signal). ``balance``: per-event weights ``n / (C · n_c)`` so that each class weighs the same in
+    the loss and metrics (a labelled toy file holds 9 signal mass points per QCD sample).
+    Training: masks → cache → shuffle → augment (§4.2) → batch; validation neither shuffled nor
+    augmented. Elements: ``(mask (batch, 72, 58, 1) float32, one-hot (batch, C) float32,
+    weight (batch,) float32)``.
+    """
+    if num_classes not in (2, 3):
+        raise TfphysError(f"num_classes must be 2 (QCD vs signal) or 3 (QCD, SUEP, SVJ), got {num_classes}")
+    if not 0 < val_fraction < 1:
+        raise TfphysError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    with formats.open_darkshowers(path) as f:
+        labels = f["label"][:].astype(np.int64)
+    if max_events is not None:
+        labels = labels[:max_events]
+    targets = labels if num_classes == 3 else (labels != 0).astype(np.int64)
+    if np.all(targets == 0) or np.all(targets != 0):
+        raise TfphysError(f"data file {path} needs both QCD (label 0) and signal events to train a classifier")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(targets):
+        idx = rng.permutation(np.flatnonzero(targets == c))
+        n_val = int(round(val_fraction * len(idx)))
+        if n_val == 0 or n_val == len(idx):
+            raise TfphysError(f"data file {path} has {len(idx)} events of class {c}: too few for a "
+                              f"stratified split with val_fraction={val_fraction}")
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    train, val = np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
+    per_class = np.where(counts > 0, len(targets) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
+    weights = per_class[targets] if balance else np.ones(len(targets))
+
+    def labelled(indices):
+        y = tf.data.Dataset.from_tensor_slices((targets[indices], weights[indices].astype(np.float32)))
+        return tf.data.Dataset.zip(masks(path, indices, read_block=read_block), y)
+
+    def as_example(x, y, w):
+        return tf.cast(x, tf.float32), tf.one_hot(y, num_classes), w
+
+    train_ds, val_ds = labelled(train), labelled(val)
+    if cache:
+        train_ds, val_ds = train_ds.cache(), val_ds.cache()
+    train_ds = train_ds.shuffle(min(shuffle_buffer, len(train)), seed=seed, reshuffle_each_iteration=True)
+    if augmentation:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        train_ds = tf.data.Dataset.zip(train_ds, seeds).map(
+            lambda xy, s: (augment(xy[0], s), *xy[1]), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        train_ds = train_ds.map(lambda x, yw: (x, *yw))
+    val_ds = val_ds.map(lambda x, yw: (x, *yw))
+    train_ds = train_ds.map(as_example).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    val_ds = val_ds.map(as_example).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return train_ds, val_ds
 
 def load_masks(path, indices, *, read_block: int = 64) -> np.ndarray:
     """The preprocessed masks of ``indices`` as one float32 array ``(n, 72, 58, 1)``."""

@@ -1,7 +1,8 @@
 """Dark-shower collision images: generators and the files they write.
 
 ``generate`` is what ``tfphys-data generate`` runs: it draws events chunk by chunk from a
-generator (``"toy"``, the built-in numpy simulator of :mod:`.toy`, is the default) and appends them
+generator (``"toy"``, the built-in numpy simulator of :mod:`.toy`, is the default; ``"pythia"`` is
+Pythia 8 imaged by the same detector, :mod:`.pythia`, extra ``tfphys[pythia]``) and appends them
 to a :class:`~tfphys.data.formats.DarkShowerWriter`. Each chunk gets its own child of
 ``numpy.random.SeedSequence(seed)``, so a file is reproducible byte for byte from its seed.
 No TensorFlow is imported here.
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 from tfphys.data import formats
 from tfphys.errors import TfphysError
 
-GENERATORS = ("toy",)
+GENERATORS = ("toy", "pythia")
 CHUNK_EVENTS = 128  # 128 × 1.2 MB of dense images in memory at a time
 
 
@@ -39,16 +40,29 @@ def components(process: str, mass_gev: float | None) -> list[tuple[str, float | 
 
 
 def generate(process: str, n: int, out: str | os.PathLike, *, mass_gev: float | None = None,
-             seed: int = 0, generator: str = "toy", progress: bool = True) -> int:
+             seed: int = 0, generator: str = "toy", progress: bool = True, workers: int = 1,
+             resume: bool = False, **physics) -> int:
     """Generate ``n`` events per (process, mass) component into a new HDF5 file ``out``.
 
     ``process="all"`` writes a labelled test set: ``n`` QCD events and ``n`` events at every SUEP
     and SVJ mass point. A signal process without ``mass_gev`` draws the mass point per event.
     Returns the number of events written. Chunks are flushed as they are written, so an
     interrupted run leaves a valid file with every finished chunk.
+
+    ``generator="pythia"`` runs :func:`.pythia.generate` (``workers`` processes, ``resume``, physics
+    keywords such as ``r_inv=0.5``); the toy generator takes none of these.
     """
     if generator not in GENERATORS:
         raise TfphysError(f"unknown generator {generator!r}; expected one of {', '.join(GENERATORS)}")
+    if generator == "pythia":
+        from tfphys.data.darkshowers import pythia
+
+        return pythia.generate(process, n, out, mass_gev=mass_gev, seed=seed, workers=workers,
+                               resume=resume, progress=progress, **physics)
+    given = sorted(k for k, v in physics.items() if v not in (None, ()))
+    if given or workers != 1 or resume:
+        options = given + (["workers"] if workers != 1 else []) + (["resume"] if resume else [])
+        raise TfphysError(f"{', '.join(options)}: only for --generator pythia")
     if n <= 0:
         raise TfphysError(f"--n must be a positive number of events, got {n}")
     from tfphys.data.darkshowers import toy

@@ -49,7 +49,10 @@ Choices made here (explicitly, since this is not Delphes):
   Tracks are drawn at their vertex direction, like Delphes's ``Track.Eta/Phi``.
 * **E_T of a calorimeter cell** is E/cosh(η_centre), E = Σ particle energies, as in Delphes. So
   E_T is exactly conserved only for deposits at a cell's η centre (with smearing disabled).
-* No pile-up, no noise in empty cells, no ECAL/HCAL energy sharing (K⁰_S, Λ are not separate kinds).
+* No noise in empty cells, no ECAL/HCAL energy sharing (K⁰_S, Λ are not separate kinds). Pile-up
+  is the generator's business (:mod:`.pythia` overlays it); particles flagged as not from the
+  primary vertex (``primary=False``) leave no track — Delphes's ``TrackPileUpSubtractor``
+  (charged-hadron subtraction) — but deposit in the calorimeters.
 
 Everything is vectorised over the whole chunk: particles are mapped to flat cell indices, summed with
 ``np.unique`` + ``np.bincount`` over occupied cells only, and written into the image; memory beyond
@@ -256,6 +259,7 @@ def images_from_particles(
     n_tracks_pt_min_gev: float = N_TRACKS_PT_MIN_GEV,
     ecal_significance_min: float = ECAL_SIGNIFICANCE_MIN,
     hcal_significance_min: float = HCAL_SIGNIFICANCE_MIN,
+    primary: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Detector images and track counts of a chunk of events.
 
@@ -273,6 +277,8 @@ def images_from_particles(
         propagate: bend charged particles to the calorimeter (False: straight lines).
         n_tracks_pt_min_gev: ``n_tracks`` counts reconstructed tracks with smeared p_T above this.
         ecal_significance_min, hcal_significance_min: the card's E ≥ S·σ(E) cut (0 disables it).
+        primary: optional (P,) bool, False for pile-up particles: they give no track (nor count in
+            ``n_tracks``) but still deposit in the calorimeters. Default: all primary.
 
     Returns:
         images: (n_events, 360, 286, 3) float32, tracker p_T / ECAL E_T / HCAL E_T in GeV.
@@ -307,6 +313,8 @@ def images_from_particles(
         reconstructed = efficiency_draw < tracking_efficiency(kind, pt_gev, eta)
     else:
         reconstructed = charged & (pt_gev > 0.1) & (np.abs(eta) <= TRACKER_ETA_MAX)
+    if primary is not None:
+        reconstructed &= np.asarray(primary, dtype=bool)
     track_pt = pt_gev
     if smear:
         b2 = np.log1p(track_pt_resolution(kind, pt_gev, eta) ** 2)

@@ -123,8 +123,10 @@ def write_darkshowers(path, chunks: Iterable[Mapping[str, np.ndarray]], *, gener
         return len(out)
 
 
-def open_darkshowers(path: str | os.PathLike) -> h5py.File:
-    """Open a dark-shower file read-only after validating its header; the caller closes it."""
+def open_validated(path: str | os.PathLike, validate=None) -> h5py.File:
+    """Open an HDF5 data file read-only, with one clear error for a missing, empty or non-HDF5
+    file; then ``validate(f, path)`` (closing the file if it raises). The caller closes it.
+    Every family's reader opens its files through this."""
     path = Path(path)
     if not path.exists():
         raise TfphysError(f"data file {path} does not exist")
@@ -134,12 +136,18 @@ def open_darkshowers(path: str | os.PathLike) -> h5py.File:
         f = h5py.File(path, "r")
     except OSError as err:
         raise TfphysError(f"data file {path} is not a readable HDF5 file ({err})") from None
-    try:
-        validate_header(f, path)
-    except TfphysError:
-        f.close()
-        raise
+    if validate is not None:
+        try:
+            validate(f, path)
+        except TfphysError:
+            f.close()
+            raise
     return f
+
+
+def open_darkshowers(path: str | os.PathLike) -> h5py.File:
+    """Open a dark-shower file read-only after validating its header; the caller closes it."""
+    return open_validated(path, validate_header)
 
 
 def validate_header(f: h5py.File, path) -> int:

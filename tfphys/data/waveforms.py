@@ -227,14 +227,9 @@ class Waveforms:
 
 
 def _open(path: Path) -> h5py.File:
-    if not path.exists():
-        raise TfphysError(f"data file {path} does not exist")
-    if not path.is_file() or path.stat().st_size == 0:
-        raise TfphysError(f"data file {path} is empty or not a file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:
-        raise TfphysError(f"data file {path} is not a readable HDF5 file ({err})") from None
+    from tfphys.data.formats import open_validated
+
+    return open_validated(path)
 
 
 def validate_header(f: h5py.File, path) -> int:

@@ -297,19 +297,9 @@ def build(out, *, n_background: int, n_per_level: int, levels=injections.VISIBIL
 # ------------------------------------------------------------------------------ reading
 def open_albus(path) -> h5py.File:
     """Open an ALBUS file read-only after validating its header; the caller closes it."""
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise TfphysError(f"data file {path} does not exist or is empty")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise TfphysError(f"data file {path} is not a readable HDF5 file ({err})") from None
-    try:
-        validate(f, path)
-    except TfphysError:
-        f.close()
-        raise
-    return f
+    from tfphys.data.formats import open_validated
+
+    return open_validated(path, validate)
 
 
 def is_albus_file(path) -> bool:

@@ -13,7 +13,7 @@ TF ≥ 2.20 ships no Flex delegate, so a model that needs any non-builtin op can
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -21,12 +21,70 @@ import tensorflow as tf
 
 from tfphys.console import quiet
 from tfphys.errors import TfphysError
+from tfphys.layers import GroupedConv2D
 
 PRECISIONS = ("float32", "float16", "int8")
 
 
 class ExportError(TfphysError):
     """The model cannot be exported or its export is not trustworthy."""
+
+
+def grouped_conv_as_conv2d(layer):
+    """``GroupedConv2D`` → ``keras.layers.Conv2D(groups=g)`` with the same weights, else None.
+
+    The two compute the same function with the same kernel layout ``(kh, kw, C_in/g, filters)``.
+    ``GroupedConv2D`` exists for training speed (TF's CPU gradient of a grouped conv is slow); at
+    inference LiteRT runs one grouped CONV_2D faster than ``g`` SPLIT/CONV_2D/CONCATENATION
+    branches (``tools/bench_export.py --compare-rewrite`` times both side by side).
+    """
+    if not isinstance(layer, GroupedConv2D):
+        return None
+    new = keras.layers.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides,
+                              padding=layer.padding, groups=layer.groups, name=layer.name)
+    new.build((None, None, None, layer.kernel.shape[2] * layer.groups))
+    new.set_weights(layer.get_weights())
+    return new
+
+
+def rewrite(model: keras.Model, replace: Callable[[keras.layers.Layer], keras.layers.Layer | None],
+            batch: int = 1) -> keras.Model:
+    """A clone of a functional ``model`` (nested functional sub-models too) with the layers for
+    which ``replace`` returns a new layer replaced; the others are shared (same weights).
+
+    The clone's inputs get the fixed batch size ``batch``, so that every shape in the exported
+    graph is static.
+    """
+
+    def clone_fn(layer):
+        if isinstance(layer, keras.Model):
+            return keras.models.clone_model(layer, clone_function=clone_fn)
+        return replace(layer) or layer
+
+    clone = keras.models.clone_model(model, clone_function=clone_fn)
+    inputs = [keras.Input(batch_shape=(batch, *t.shape[1:]), name=t.name, dtype=t.dtype)
+              for t in clone.inputs]
+    single = inputs[0] if len(inputs) == 1 else inputs
+    return keras.Model(single, clone(single), name=model.name)
+
+
+def _layers(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+
+
+def for_deployment(model: keras.Model) -> keras.Model:
+    """The graph to convert: ``model`` with its ``GroupedConv2D`` layers as ``Conv2D(groups)``
+    (:func:`grouped_conv_as_conv2d`) when it has any, else ``model`` itself. The outputs are the
+    same function of the inputs; :mod:`export.exporter` checks it on real events.
+    """
+    if not any(isinstance(layer, GroupedConv2D) for layer in _layers(model)):
+        return model
+    if not isinstance(model, keras.Function):
+        return model  # subclassed, so not clonable: its split/conv/concat graph exports as it is
+    return rewrite(model, grouped_conv_as_conv2d)
 
 
 def convert(model: keras.Model, precision: str, representative: Sequence[Sequence[np.ndarray]] | None = None,

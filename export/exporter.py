@@ -56,41 +56,64 @@ def _spec_and_config(model, cfg):
     return spec, cfg
 
 
-def _run_all(interp, inputs: list[np.ndarray]) -> np.ndarray:
-    """LiteRT outputs for every event, batch 1 (the deployed setting): the first output only."""
+def _run_all(interp, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """LiteRT outputs for every event, batch 1 (the deployed setting), in the Keras output order."""
     n = len(inputs[0])
-    return np.concatenate([latency.run_tflite(interp, [x[i:i + 1] for x in inputs])[0] for i in range(n)])
+    per_event = [latency.run_tflite(interp, [x[i:i + 1] for x in inputs]) for i in range(n)]
+    return [np.concatenate(outs) for outs in zip(*per_event)]
 
 
-def _compare(name, precision, reference, exported) -> tuple[float, float, float]:
-    if not np.all(np.isfinite(exported)):
-        raise conv.ExportError(f"{name} at {precision}: the exported model gives non-finite outputs")
-    diff = np.abs(exported.astype(np.float64) - reference.astype(np.float64))
-    scale = max(1.0, float(np.abs(reference).max()))
-    tol_max, tol_mean = (t * scale for t in TOLERANCE[precision])
-    if diff.max() > tol_max or diff.mean() > tol_mean:
-        raise conv.ExportError(
-            f"{name} at {precision}: outputs differ from Keras by up to {diff.max():.3g} "
-            f"(mean {diff.mean():.3g}; tolerance {tol_max:.3g}, mean {tol_mean:.3g}); "
-            f"the export is not trustworthy")
-    return float(diff.max()), float(diff.mean()), [tol_max, tol_mean]
+def _as_list(outputs) -> list[np.ndarray]:
+    return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+
+
+def _compare(name, precision, reference: list[np.ndarray], exported: list[np.ndarray]):
+    """Every output of the export against Keras, each in units of its own scale (see TOLERANCE).
+
+    Returns the largest max and mean |Δ| over the outputs and the tolerances of the first output.
+    """
+    if len(exported) != len(reference):
+        raise conv.ExportError(f"{name} at {precision}: the export has {len(exported)} outputs, "
+                               f"the Keras model {len(reference)}")
+    worst, tolerances = [0.0, 0.0], []
+    for k, (ref, out) in enumerate(zip(reference, exported)):
+        label = f"{name} at {precision}" + (f", output {k}" if len(reference) > 1 else "")
+        if out.shape != ref.shape:
+            raise conv.ExportError(f"{label}: shape {out.shape} differs from Keras' {ref.shape}")
+        if not np.all(np.isfinite(out)):
+            raise conv.ExportError(f"{label}: the exported model gives non-finite outputs")
+        diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+        scale = max(1.0, float(np.abs(ref).max()))
+        tol_max, tol_mean = (t * scale for t in TOLERANCE[precision])
+        if diff.max() > tol_max or diff.mean() > tol_mean:
+            raise conv.ExportError(
+                f"{label}: outputs differ from Keras by up to {diff.max():.3g} "
+                f"(mean {diff.mean():.3g}; tolerance {tol_max:.3g}, mean {tol_mean:.3g}); "
+                f"the export is not trustworthy")
+        worst = [max(worst[0], float(diff.max())), max(worst[1], float(diff.mean()))]
+        tolerances.append([tol_max, tol_mean])
+    return worst[0], worst[1], tolerances[0]
 
 
 def _measure(name, keras_model, inputs, calibration, precision, out, *, threads, runs, warmup,
              budget_ms, timings=None) -> dict[str, Any]:
-    """Convert at ``precision`` and float32, validate against Keras on ``inputs``, time all three."""
-    contents = {"float32": conv.convert(keras_model, "float32")}
+    """Convert at ``precision`` and float32, validate against Keras on ``inputs``, time all three.
+
+    What is converted is :func:`export.convert.for_deployment` of the model (grouped convolutions
+    as one ``Conv2D(groups)``); what it is validated and timed against is the Keras model itself.
+    """
+    deploy = conv.for_deployment(keras_model)
+    contents = {"float32": conv.convert(deploy, "float32")}
     interps = {"float32": latency.interpreter(contents["float32"], threads)}
     if precision != "float32":
-        order = latency.keras_input_order(interps["float32"], [t.name for t in keras_model.inputs],
-                                          [t.shape[1:] for t in keras_model.inputs])
-        contents[precision] = conv.convert(keras_model, precision, calibration, order)
+        order = latency.keras_input_order(interps["float32"], [t.name for t in deploy.inputs],
+                                          [t.shape[1:] for t in deploy.inputs])
+        contents[precision] = conv.convert(deploy, precision, calibration, order)
         interps[precision] = latency.interpreter(contents[precision], threads)
     for p, content in contents.items():
         (out / f"{name}_{p}.tflite").write_bytes(content)
 
-    reference = keras_model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
-    reference = np.asarray(reference[0] if isinstance(reference, list) else reference)
+    reference = _as_list(keras_model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0))
     outputs = {p: _run_all(i, inputs) for p, i in interps.items()}
     max_diff, mean_diff, tolerance = _compare(name, precision, reference, outputs[precision])
     _compare(name, "float32", reference, outputs["float32"])
@@ -167,9 +190,9 @@ def export(target, precision: str = "float16", out=None, *, threads: int = 1, ru
     if spec.anomaly_score is not None and is_signal is not None:
         score = spec.anomaly_score
         aurocs = {
-            "auroc_keras": float(roc_auc_score(is_signal, score(x, main["_reference"]))),
-            "auroc_float32": float(roc_auc_score(is_signal, score(x, main["_outputs"]["float32"]))),
-            "auroc_exported": float(roc_auc_score(is_signal, score(x, main["_outputs"][precision]))),
+            "auroc_keras": float(roc_auc_score(is_signal, score(x, main["_reference"][0]))),
+            "auroc_float32": float(roc_auc_score(is_signal, score(x, main["_outputs"]["float32"][0]))),
+            "auroc_exported": float(roc_auc_score(is_signal, score(x, main["_outputs"][precision][0]))),
         }
 
     subs = {}

@@ -6,6 +6,7 @@ returns the raw timings in milliseconds; :func:`summary` reduces them to the rep
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
@@ -70,11 +71,31 @@ def set_inputs(interp, inputs: Sequence[np.ndarray]) -> None:
         interp.set_tensor(detail["index"], np.asarray(inputs[match], dtype=detail["dtype"]))
 
 
+def output_indices(interp) -> list[int]:
+    """The tensor index of each interpreter output, in the Keras model's output order.
+
+    LiteRT lists a multi-output model's outputs in its own order (often reversed); the converter
+    names output ``k`` of the Keras model ``<call>:k`` (e.g. ``StatefulPartitionedCall_1:0``), which
+    gives the Keras order back. Without such names, the interpreter's order is kept.
+    """
+    details = interp.get_output_details()
+    found = [_KERAS_OUTPUT.fullmatch(d["name"]) for d in details]
+    if all(found) and len({m.group(1) for m in found}) == 1:
+        ks = [int(m.group(2)) for m in found]
+        if sorted(ks) == list(range(len(ks))):
+            return [d["index"] for _, d in sorted(zip(ks, details), key=lambda kd: kd[0])]
+    return [d["index"] for d in details]
+
+
+_KERAS_OUTPUT = re.compile(r"(.+):(\d+)")
+
+
 def run_tflite(interp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """One invocation with ``inputs`` in the Keras model's order; the outputs as arrays."""
+    """One invocation with ``inputs`` in the Keras model's order; the outputs as arrays, in the
+    Keras model's order too (:func:`output_indices`)."""
     set_inputs(interp, inputs)
     interp.invoke()
-    return [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
+    return [interp.get_tensor(i) for i in output_indices(interp)]
 
 
 def time_tflite(interp, inputs: Sequence[np.ndarray], *, runs: int = 200, warmup: int = 20) -> np.ndarray:

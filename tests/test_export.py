@@ -139,3 +139,53 @@ def test_int8_calibration_follows_the_converters_input_order():
         convert(decoder, "int8", calibration)  # Keras order: the bug this guards against
     out = run_tflite(interpreter(convert(decoder, "int8", calibration, order)), [a[:1] for a in inputs])[0]
     assert out.shape == (1, 72, 58, 1) and np.all(np.isfinite(out)) and np.all((out >= 0) & (out <= 1))
+
+
+def test_grouped_convolutions_export_as_one_grouped_conv2d_with_the_same_outputs():
+    # GroupedConv2D (g SPLIT/CONV_2D/CONCATENATION branches) is rewritten at export as
+    # Conv2D(groups=g): one CONV_2D per layer, and the same function of the input.
+    from export.convert import for_deployment
+    from export.latency import interpreter, run_tflite
+    from tfphys.layers import GroupedConv2D
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 10, 8), name="x")
+    h = GroupedConv2D(8, 3, groups=4, name="g1")(inputs)
+    sub_in = keras.Input((12, 10, 8))
+    sub = keras.Model(sub_in, GroupedConv2D(16, 3, strides=2, groups=2, name="g2")(sub_in), name="sub")
+    model = keras.Model(inputs, sub(keras.layers.LeakyReLU()(h)), name="m")
+    for v in model.weights:  # non-zero biases, so that a dropped bias would show
+        v.assign(np.random.default_rng(1).normal(size=v.shape).astype("float32"))
+    deploy = for_deployment(model)
+    assert deploy is not model and not any(isinstance(layer, GroupedConv2D) for layer in deploy.layers)
+    x = np.random.default_rng(2).normal(size=(3, 12, 10, 8)).astype("float32")
+    np.testing.assert_allclose(deploy.predict(x[:1], verbose=0), model.predict(x[:1], verbose=0), atol=1e-5)
+    content = convert(deploy, "float32")
+    assert "SPLIT" not in ops_used(content) and "CONCATENATION" not in ops_used(content)
+    assert "SPLIT" in ops_used(convert(model, "float32"))
+    lite = run_tflite(interpreter(content), [x[:1]])[0]
+    np.testing.assert_allclose(lite, model.predict(x[:1], verbose=0), atol=1e-4)
+    plain = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    assert for_deployment(plain) is plain  # nothing to rewrite: the model itself
+
+
+def test_outputs_of_a_multi_output_export_are_matched_to_keras_outputs():
+    # LiteRT lists this model's outputs in reverse; run_tflite must return them in Keras' order,
+    # and the exporter must compare every output, not only the first one it is handed.
+    from export.exporter import _compare
+    from export.latency import interpreter, run_tflite
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,), name="x")
+    model = keras.Model(inputs, [keras.layers.Dense(5, name="big")(inputs),
+                                 keras.layers.Dense(2, name="small")(inputs),
+                                 keras.layers.Dense(5, name="big2")(inputs)])
+    x = np.random.default_rng(0).normal(size=(1, 3)).astype("float32")
+    lite = run_tflite(interpreter(convert(model, "float32")), [x])
+    keras_out = model.predict(x, verbose=0)
+    assert [o.shape for o in lite] == [(1, 5), (1, 2), (1, 5)]
+    for a, b in zip(lite, keras_out):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    wrong = [lite[0], lite[1], lite[2] + 1.0]  # only the last output is off
+    with pytest.raises(ExportError, match="output 2"):
+        _compare("m", "float32", [np.asarray(o) for o in keras_out], wrong)

@@ -64,6 +64,8 @@ from tensorflow.python.framework.convert_to_constants import (  # noqa: E402
     convert_variables_to_constants_v2,
 )
 
+from export.convert import grouped_conv_as_conv2d  # noqa: E402
+from export.convert import rewrite as convert_rewrite  # noqa: E402
 import tfphys.models  # noqa: E402,F401  (registers the custom layers for --model)
 from tfphys.layers import GroupedConv2D, SpatialConditioning  # noqa: E402
 from tfphys.models.codae import build_codae  # noqa: E402
@@ -108,14 +110,7 @@ def replacement(layer, *, grouped_conv=False, norm=None):
     norm: None, "inorm" (:class:`InstanceNorm`), "inorm1" (its one-pass variant) or "identity".
     """
     if grouped_conv and isinstance(layer, GroupedConv2D):
-        new = keras.layers.Conv2D(
-            layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
-            groups=layer.groups, name=layer.name,
-        )
-        # Same kernel layout (kh, kw, C_in/g, filters); C_in recovered from the kernel.
-        new.build((None, None, None, layer.kernel.shape[2] * layer.groups))
-        new.set_weights(layer.get_weights())
-        return new
+        return grouped_conv_as_conv2d(layer)  # what tfphys-export does
     if norm and isinstance(layer, keras.layers.GroupNormalization):
         if layer.groups not in (-1, layer.gamma.shape[0]):
             return None  # a real group norm, not an instance norm
@@ -129,21 +124,9 @@ def replacement(layer, *, grouped_conv=False, norm=None):
 
 
 def rewrite(model, *, grouped_conv=False, norm=None, batch=1):
-    """Clone a functional model (nested functional sub-models included) with layers replaced.
-
-    Unreplaced layers are shared with ``model`` (same weights). The outer inputs get a fixed
-    batch size, so every shape in the exported graph is static (no SHAPE ops).
-    """
-
-    def clone_fn(layer):
-        if isinstance(layer, keras.Model):
-            return keras.models.clone_model(layer, clone_function=clone_fn)
-        return replacement(layer, grouped_conv=grouped_conv, norm=norm) or layer
-
-    clone = keras.models.clone_model(model, clone_function=clone_fn)
-    inputs = [keras.Input(batch_shape=(batch, *i.shape[1:]), name=i.name) for i in clone.inputs]
-    single = inputs[0] if len(inputs) == 1 else inputs
-    return keras.Model(single, clone(single), name=model.name)
+    """``export.convert.rewrite`` with the :func:`replacement` of each layer (batch fixed)."""
+    return convert_rewrite(model, lambda layer: replacement(layer, grouped_conv=grouped_conv, norm=norm),
+                           batch=batch)
 
 
 def perturb_weights(model, seed=0):

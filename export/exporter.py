@@ -108,7 +108,8 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
     if precision != "float32":
         order = latency.keras_input_order(interps["float32"], [t.name for t in deploy.inputs],
                                           [t.shape[1:] for t in deploy.inputs])
-        contents[precision] = conv.convert(deploy, precision, calibration, order)
+        keep_float = conv.output_names(contents["float32"]) if precision == "int8" else ()
+        contents[precision] = conv.convert(deploy, precision, calibration, order, keep_float)
         interps[precision] = latency.interpreter(contents[precision], threads)
     for p, content in contents.items():
         (out / f"{name}_{p}.tflite").write_bytes(content)

@@ -189,3 +189,28 @@ def test_outputs_of_a_multi_output_export_are_matched_to_keras_outputs():
     wrong = [lite[0], lite[1], lite[2] + 1.0]  # only the last output is off
     with pytest.raises(ExportError, match="output 2"):
         _compare("m", "float32", [np.asarray(o) for o in keras_out], wrong)
+
+
+def test_int8_keeps_the_output_sigmoid_float_so_small_probabilities_survive():
+    # An int8 sigmoid has a fixed output step of 1/256: p ≈ 3e-4 comes out as 0, and log p (the
+    # BCE anomaly score of a hit pixel) as -inf. The exporter keeps the output ops float.
+    from export.convert import output_names
+    from export.latency import interpreter, run_tflite
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,), name="x")
+    h = keras.layers.Dense(8, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(
+        4, activation="sigmoid", bias_initializer=keras.initializers.Constant(-8.0))(h))
+    rng = np.random.default_rng(0)
+    calibration = [[rng.normal(size=(1, 6)).astype("float32")] for _ in range(32)]
+    x = calibration[0][0]
+    p = model.predict(x, verbose=0)
+    assert np.all(p < 1 / 256)
+    plain = run_tflite(interpreter(convert(model, "int8", calibration)), [x])[0]
+    assert np.all(plain == 0)  # what a fully int8 graph does to small probabilities
+    names = output_names(convert(model, "float32"))
+    content = convert(model, "int8", calibration, keep_float=names)
+    kept = run_tflite(interpreter(content), [x])[0]
+    np.testing.assert_allclose(kept, p, rtol=0.2)
+    assert "FULLY_CONNECTED" in ops_used(content) and "LOGISTIC" in ops_used(content)

@@ -16,7 +16,7 @@ from tfphys.errors import TfphysError
 from tfphys.evaluation import cbae as ev
 from tfphys.models import cbae, registry
 from tfphys.pipelines.waveforms import cbae_datasets, held_out, split
-from tfphys.training import read_history
+from tfphys.training import make_optimizer, read_history
 
 TINY = """
 [data]
@@ -36,7 +36,13 @@ epochs = 4
 seed = 0
 [train.optimizer]
 class_name = "Adam"
-learning_rate = 3e-3
+[train.optimizer.learning_rate]
+module = "keras.optimizers.schedules"
+class_name = "CosineDecay"
+[train.optimizer.learning_rate.config]
+initial_learning_rate = 3e-3
+alpha = 0.1
+decay_fraction = 1.0
 """
 
 
@@ -150,7 +156,14 @@ def test_bottleneck_is_the_parameters_and_other_widths_are_refused(tmp_path):
     assert cfg["model"]["bottleneck"] == 2 and cfg["pipeline"]["batch_size"] == 32
     lr = cfg["train"]["optimizer"]["learning_rate"]["config"]          # Adam, initial 5e-4, decayed
     assert cfg["train"]["optimizer"]["class_name"] == "Adam" and lr["initial_learning_rate"] == 5e-4
-    assert lr["decay_steps"] == cfg["train"]["epochs"] * 40_000 // 32 and cfg["train"]["epochs"] == 4
+    assert lr["decay_fraction"] == 1.0 and cfg["train"]["epochs"] == 4   # over the whole training
+    # the trainer resolves the fraction into steps: 4 epochs × 40k / 32 = 5000 on the paper's data
+    schedule = make_optimizer(cfg["train"], total_steps=4 * 40_000 // 32)._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay) and schedule.decay_steps == 5000
+    assert schedule.initial_learning_rate == 5e-4
+    assert make_optimizer(cfg["train"], total_steps=100)._learning_rate.decay_steps == 100
+    with pytest.raises(TfphysError, match="decay_fraction needs the number of training steps"):
+        make_optimizer(cfg["train"])
     # the three jobs are the parts of one model, and it loads in safe mode
     s = wf.simulate(8, seed=0)["waveforms"]
     np.testing.assert_allclose(cbae.denoise(model, s), cbae.generate(model, cbae.estimate(model, s)), atol=1e-5)
@@ -183,6 +196,8 @@ def test_short_training_reduces_both_loss_terms_and_generates_better_than_the_no
     keras.utils.set_random_seed(0)
     untrained = registry.build(registry.get("cbae"), dict(cfg["model"]))
     model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    # the schedule spans the training the trainer ran: 4 epochs × ⌈1200 / 32⌉ batches
+    assert model.optimizer._learning_rate.decay_steps == 4 * 38
     spec = registry.get("cbae")
     for m in (untrained, model):
         m.compile(loss=spec.loss(), metrics=spec.metrics())

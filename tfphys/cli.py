@@ -1,4 +1,4 @@
-"""Command-line entry points: ``tfphys-train``, ``tfphys-data`` and ``tfphys-eval``.
+"""Command-line entry points: ``tfphys-train``, ``tfphys-data``, ``tfphys-eval`` and ``tfphys-score``.
 
 Thin by design: parse, call the library, report. A :class:`~tfphys.errors.TfphysError` (bad file,
 bad config, unknown name) is printed as one line ``PROG: error: MESSAGE`` with exit status 1;
@@ -41,18 +41,25 @@ def _run(prog: str, main: Callable[[argparse.Namespace], int], parser: argparse.
         return 1
 
 
-def _import_tensorflow_quietly(threads: int | None = None) -> None:
+def _import_tensorflow_quietly(threads: int | None = None, strategy: str | None = None):
     """Import TensorFlow and initialise its devices without its C++ start-up notes (oneDNN,
     "could not find cuda drivers"), which are noise on a CPU machine.
 
     ``threads``: limit TensorFlow's intra- and inter-op thread pools (set before the runtime
     starts; e.g. so that Keras is timed on as many cores as LiteRT).
+    ``strategy``: a :mod:`tfphys.distribute` strategy name; the strategy is created first (it
+    must precede every other TensorFlow op) and returned.
     """
-    if "tensorflow" in sys.modules:
-        return
+    if "tensorflow" in sys.modules and strategy is None:
+        return None
     from tfphys.console import quiet
 
+    made = None
     with quiet():
+        if strategy is not None:
+            from tfphys.distribute import make_strategy
+
+            made = make_strategy(strategy)
         import tensorflow as tf
 
         if threads is not None:
@@ -62,6 +69,7 @@ def _import_tensorflow_quietly(threads: int | None = None) -> None:
     # Python-side notes such as "5 out of the last 15 calls … triggered tf.function retracing"
     # (every sub-model predicted once during an export) are not the user's business.
     tf.get_logger().setLevel("ERROR")
+    return made
 
 
 # ---------------------------------------------------------------------------------- tfphys-train
@@ -80,11 +88,15 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run dir (default: runs/MODEL)")
     p.add_argument("--seed", type=int, help="override [train] seed")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+                   help="tf.distribute strategy: default (one process), mirrored (one replica per local GPU; "
+                        "one on a CPU-only machine), multiworker (one process per worker, cluster from "
+                        "TF_CONFIG or srun; see README, Scaling out). --batch-size is the global batch")
     return p
 
 
 def _train(args: argparse.Namespace) -> int:
-    _import_tensorflow_quietly()
+    strategy = _import_tensorflow_quietly(strategy=args.strategy)
     from tfphys import config as configs
     from tfphys.models import registry
 
@@ -99,7 +111,7 @@ def _train(args: argparse.Namespace) -> int:
     from tfphys.training import train
 
     result = train(args.model, cfg, args.out or f"runs/{args.model}", data=args.data,
-                   resume=args.resume)
+                   resume=args.resume, strategy=strategy)
     last = result.history[-1] if result.history else {}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "epoch")
     print(f"trained {args.model}: {len(result.history)} epoch(s){'; ' + summary if summary else ''}")
@@ -274,3 +286,51 @@ def _eval(args: argparse.Namespace) -> int:
 
 def eval_main(argv: Sequence[str] | None = None) -> int:
     return _run("tfphys-eval", _eval, eval_parser(), argv)
+
+
+# ---------------------------------------------------------------------------------- tfphys-score
+def score_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tfphys-score",
+        description="Score a large file in shards: each process scores events [i·n/N, (i+1)·n/N) "
+                    "into OUT/scores-IIIII-of-NNNNN.h5; then --merge OUT checks that every event was "
+                    "scored exactly once and writes OUT/scores.h5 (see tfphys/scoring.py).",
+    )
+    p.add_argument("run", nargs="?", metavar="RUN", help="tfphys-train run dir (dark-shower model or albus)")
+    p.add_argument("--data", help="HDF5 file to score (dark-shower events or ALBUS maps)")
+    p.add_argument("--out", help="output dir for the shard files")
+    p.add_argument("--shard", default="0/1", metavar="i/N", help="score shard i of N (default 0/1: everything)")
+    p.add_argument("--threads", type=int, metavar="T",
+                   help="TensorFlow threads per process (e.g. cores ÷ processes on one machine)")
+    p.add_argument("--seed", type=int, default=0, help="seed of Monte-Carlo scores (CoDVAE KL)")
+    p.add_argument("--merge", metavar="OUT", help="merge the shard files of OUT instead of scoring")
+    return p
+
+
+def _score(args: argparse.Namespace) -> int:
+    from tfphys import scoring
+
+    if args.merge:
+        if args.run or args.data:
+            raise TfphysError("--merge OUT takes no RUN or --data")
+        path = scoring.merge(args.merge)
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            print(f"merged {f.attrs['merged_shards']} shard(s): {f.attrs['n_events']} events, each scored "
+                  f"once; scores: {', '.join(f['scores'])}")
+        print(f"scores: {path}")
+        return 0
+    if not (args.run and args.data and args.out):
+        raise TfphysError("give RUN, --data FILE and --out DIR (or --merge OUT)")
+    shard = scoring.parse_shard(args.shard)
+    if args.threads is not None and args.threads < 1:
+        raise TfphysError(f"--threads must be positive, got {args.threads}")
+    _import_tensorflow_quietly(threads=args.threads)
+    path = scoring.score_shard(args.run, args.data, args.out, shard=shard, seed=args.seed)
+    print(f"shard {shard[0]}/{shard[1]}: {path}")
+    return 0
+
+
+def score_main(argv: Sequence[str] | None = None) -> int:
+    return _run("tfphys-score", _score, score_parser(), argv)

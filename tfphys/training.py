@@ -11,6 +11,13 @@ Every model of every family trains through :func:`train`. A run directory holds:
 ``backup/``         ``BackupAndRestore`` state while a run is unfinished; a rerun (or
                     ``--resume``) continues from the last finished epoch
 ==================  ==============================================================================
+
+Under a ``tf.distribute`` strategy (:mod:`tfphys.distribute`) the model is built in its scope and
+``[pipeline] batch_size`` is the global batch. With several workers only the chief writes the run
+dir; worker *i* writes the same files to ``.worker-i/`` inside it (Keras' multi-worker pattern:
+every worker saves, so no collective op is left waiting) and removes that dir when training ends.
+Every worker restores from the chief's ``backup/`` when it can see it (a shared file system), else
+from its own, so workers killed and restarted with the same command resume at the same epoch.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import copy
 import csv
 import math
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +36,7 @@ import keras
 import tensorflow as tf
 
 from tfphys import config as configs
+from tfphys import distribute
 from tfphys.errors import TfphysError
 from tfphys.models import registry
 
@@ -40,14 +49,28 @@ class RunResult:
     resumed_from_epoch: int
 
 
-def make_optimizer(train_cfg: dict[str, Any]) -> keras.optimizers.Optimizer:
+def make_optimizer(train_cfg: dict[str, Any], total_steps: int | None = None) -> keras.optimizers.Optimizer:
     """Deserialize ``[train.optimizer]`` (``class_name`` + the optimizer's own arguments).
 
     Mind Keras 3's AdamW: it decays ``w -= lr · weight_decay · w``, so the paper's tf-addons
     ``1e-4`` at ``lr = 1e-3`` is ``weight_decay = 0.1`` here.
+
+    A learning-rate schedule may give its length as a fraction of the training instead of a step
+    count: ``decay_fraction = 1.0`` in ``[train.optimizer.learning_rate.config]`` becomes
+    ``decay_steps = decay_fraction × total_steps`` (epochs × batches per epoch, from the trainer),
+    so the schedule follows ``--epochs`` and the data size.
     """
     spec = dict(train_cfg.get("optimizer", {"class_name": "Adam"}))
     class_name = spec.pop("class_name", "Adam")
+    schedule = spec.get("learning_rate")
+    if isinstance(schedule, dict) and "decay_fraction" in schedule.get("config", {}):
+        conf = dict(schedule["config"])
+        fraction = float(conf.pop("decay_fraction"))
+        if total_steps is None or total_steps <= 0:
+            raise TfphysError("[train.optimizer.learning_rate] decay_fraction needs the number of "
+                              "training steps, which this dataset does not know; give decay_steps")
+        conf["decay_steps"] = max(1, round(fraction * total_steps))
+        spec["learning_rate"] = {**schedule, "config": conf}
     try:
         return keras.optimizers.deserialize({"class_name": class_name, "config": spec})
     except (TypeError, ValueError) as err:
@@ -108,6 +131,25 @@ def _prepare_out_dir(out: Path, cfg: dict, resume: bool) -> bool:
     return False
 
 
+def _prepare_worker_dir(out: Path, work: Path, resume: bool) -> bool:
+    """A non-chief worker's dir ``work`` inside the run dir ``out``: the same decision as the
+    chief's :func:`_prepare_out_dir` (resume or start), taken from the chief's files when this
+    worker sees them; the chief's backup, when visible, replaces the worker's own."""
+    chief_backup, backup = out / "backup", work / "backup"
+    if chief_backup.exists() and any(chief_backup.iterdir()):
+        shutil.rmtree(backup, ignore_errors=True)
+        shutil.copytree(chief_backup, backup)
+    has_backup = backup.exists() and any(backup.iterdir())
+    if not has_backup:
+        if resume:
+            raise TfphysError(f"nothing to resume in {out}: no unfinished run (no {chief_backup})")
+        if (out / "model.keras").exists():
+            raise TfphysError(f"{out} already holds a finished run (model.keras); choose another --out")
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    return has_backup
+
+
 def _comparable(cfg):
     """A config without the keys that may legitimately change on resume (only the epoch count)."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
@@ -116,14 +158,22 @@ def _comparable(cfg):
 
 
 def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: bool = False,
-          verbose: int | str = "auto", callbacks: Sequence[keras.callbacks.Callback] = ()) -> RunResult:
+          verbose: int | str = "auto", callbacks: Sequence[keras.callbacks.Callback] = (),
+          strategy: tf.distribute.Strategy | None = None) -> RunResult:
     """Train ``model_name`` with the resolved ``cfg`` into ``out_dir``.
 
     ``data``: an HDF5 file of the model's family; without it (and without ``[data] path``) the
     model's default dataset is generated once with a fixed seed and cached.
     ``callbacks``: extra Keras callbacks (e.g. for tests or monitoring).
+    ``strategy``: a ``tf.distribute`` strategy (:func:`tfphys.distribute.make_strategy`, created
+    before any other TensorFlow op); default: the current one.
     """
     spec = registry.get(model_name)
+    strategy = strategy or tf.distribute.get_strategy()
+    if spec.single_replica and strategy.num_replicas_in_sync > 1:
+        raise TfphysError(f"{model_name} trains on one replica only ({spec.single_replica}); "
+                          f"this strategy has {strategy.num_replicas_in_sync}")
+    role = distribute.role(strategy)
     cfg = copy.deepcopy(cfg)  # resolved below; the caller's dict stays as it was
     out = Path(out_dir)
     seed = int(cfg["train"].setdefault("seed", 0))
@@ -136,30 +186,40 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
     cfg["data"]["path"] = str(path.resolve())
     cfg["model_name"] = model_name
 
-    resuming = _prepare_out_dir(out, cfg, resume)
-    history_path = out / "history.csv"
-    past = read_history(history_path) if resuming else []
-    configs.save(cfg, out / "config.toml")
+    # Non-chief workers write to a dir of their own inside the run dir (removed at the end).
+    work = out if role.is_chief else out / f".worker-{role.task_id}"
+    if role.is_chief:
+        resuming = _prepare_out_dir(out, cfg, resume)
+        configs.save(cfg, out / "config.toml")
+    else:
+        resuming = _prepare_worker_dir(out, work, resume)
+    history_path = work / "history.csv"
+    past = read_history(history_path if history_path.exists() else out / "history.csv") if resuming else []
 
     keras.utils.set_random_seed(seed)
     train_ds, val_ds = spec.datasets(cfg, path, seed)
+    if not distribute.is_default(strategy):
+        train_ds, val_ds = distribute.shard_dataset(train_ds), distribute.shard_dataset(val_ds)
 
-    strategy = tf.distribute.get_strategy()
     with strategy.scope():
         model = registry.build(spec, dict(cfg["model"]))
-        model.compile(optimizer=make_optimizer(cfg["train"]), loss=spec.loss(),
-                      metrics=spec.metrics())
+        steps = int(train_ds.cardinality())  # per epoch; < 0 when the pipeline cannot tell
+        optimizer = make_optimizer(cfg["train"], total_steps=epochs * steps if steps > 0 else None)
+        distribute.check_optimizer(optimizer, strategy)
+        model.compile(optimizer=optimizer, loss=spec.loss(), metrics=spec.metrics())
+    distribute.prepare_model(model, strategy, train_ds.element_spec)
+    train_ds, val_ds = (distribute.skip_tiny_batches(ds, strategy) for ds in (train_ds, val_ds))
 
-    model_path = out / "model.keras"
+    model_path = work / "model.keras"
     cbs = [
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.BackupAndRestore(str(work / "backup")),
         keras.callbacks.ModelCheckpoint(
             str(model_path), monitor=spec.monitor, mode=spec.mode, save_best_only=True,
             initial_value_threshold=_best(past, spec.monitor, spec.mode), verbose=0,
         ),
         keras.callbacks.CSVLogger(str(history_path), append=True),
         keras.callbacks.TerminateOnNaN(),
-        _PlotHistory(out, f"{model_name} — {out}"),
+        *([_PlotHistory(out, f"{model_name} — {out}")] if role.is_chief else []),
         *callbacks,
     ]
     if verbose == "auto":
@@ -169,4 +229,6 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
     history = read_history(history_path)
     if not model_path.exists():
         raise TfphysError(f"training produced no finite {spec.monitor}; no model was saved in {out}")
-    return RunResult(out, model_path, history, len(past))
+    if not role.is_chief:
+        shutil.rmtree(work, ignore_errors=True)
+    return RunResult(out, out / "model.keras", history, len(past))

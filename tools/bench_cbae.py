@@ -8,7 +8,10 @@ Training goes through the one trainer (``tfphys.training.train``, i.e. what ``tf
 runs: tf.data pipeline, per-epoch validation on the 10k held-out waveforms, checkpointing, CSV
 history); the time is the wall-clock time of ``train()`` after the data exist (data generation is
 timed separately). The evaluation is ``tfphys-eval``'s (report and figures in RUN/eval). The
-machine is shared: the 1-minute load average before and after is printed with the figures.
+machine is shared: the 1-minute load average before, at every epoch's end and after is printed with
+the figures, and so is where the time goes, measured right after the training under the same load:
+the model alone (train steps on fixed in-memory batches, no pipeline, no validation) and one
+validation pass over the 10k held-out waveforms.
 """
 
 from __future__ import annotations
@@ -27,6 +30,30 @@ TARGET_S = 300.0        # the issue: ≤ 5 minutes on this 2-core machine
 PAPER_S = 50 * 60.0     # the paper: ~50 min on a 2.3 GHz dual-core i5
 
 
+def model_only_ms(spec, cfg, steps: int = 200) -> float:
+    """ms per training step of the model alone: fixed in-memory batches, no pipeline, no callbacks."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tfphys.models import registry
+    from tfphys.training import make_optimizer
+
+    batch = int(cfg["pipeline"]["batch_size"])
+    rng = np.random.default_rng(0)
+    s = rng.uniform(size=(32 * batch, 1024)).astype("float32")
+    p = rng.uniform(size=(32 * batch, 2)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((s, np.concatenate([p, s], 1))).batch(batch).cache().repeat()
+    keras.utils.set_random_seed(0)
+    model = registry.build(spec, dict(cfg["model"]))
+    model.compile(optimizer=make_optimizer(cfg["train"], total_steps=steps), loss=spec.loss(),
+                  metrics=spec.metrics())
+    model.fit(ds, steps_per_epoch=32, epochs=1, verbose=0)   # trace and warm up
+    start = time.perf_counter()
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    return (time.perf_counter() - start) / steps * 1e3
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="TOML config (default: models/cbae.toml)")
@@ -37,6 +64,7 @@ def main(argv=None) -> int:
     from tfphys.cli import _import_tensorflow_quietly
 
     _import_tensorflow_quietly()
+    import keras
     import tensorflow as tf
 
     from tfphys import config as configs
@@ -55,11 +83,20 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "cbae"
+        loads = [load_before]
+        watch = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: loads.append(os.getloadavg()[0]))
         start, cpu_start = time.perf_counter(), time.process_time()
-        result = train("cbae", cfg, out, data=path, verbose=2)
+        result = train("cbae", cfg, out, data=path, verbose=2, callbacks=[watch])
         t_train, cpu_train = time.perf_counter() - start, time.process_time() - cpu_start
-        load_after = os.getloadavg()[0]
         saved = configs.load(out / "config.toml")
+        ms_model = model_only_ms(spec, saved)
+        train_ds, val_ds = spec.datasets(saved, path, 0)
+        steps = len(result.history) * int(train_ds.cardinality())
+        model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+        start = time.perf_counter()
+        model.evaluate(val_ds, verbose=0)
+        t_val = time.perf_counter() - start
+        load_profile = os.getloadavg()[0]
         report = evaluate(out, saved, out / "eval", None, 0)
 
         m = json.loads((out / "eval" / "metrics.json").read_text())
@@ -69,7 +106,9 @@ def main(argv=None) -> int:
     params = sum(int(v.numpy().size) for v in registry.build(spec, dict(cfg["model"])).weights)
     print()
     print(f"CBAE benchmark — {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"TF {tf.__version__}; load average {load_before:.1f} before, {load_after:.1f} after training")
+          f"TF {tf.__version__}; 1-min load average {load_before:.1f} before, "
+          f"{' / '.join(f'{v:.1f}' for v in loads[1:])} at the epochs' ends, {load_profile:.1f} after the "
+          f"profile")
     print(f"model: {params} parameters; data: {path} (ready in {t_data:.1f} s)")
     print()
     print("| what | this run | target / paper |")
@@ -78,6 +117,11 @@ def main(argv=None) -> int:
           f"({t_train / max(epochs, 1):.0f} s/epoch) | ≤ {TARGET_S:.0f} s (paper ~{PAPER_S / 60:.0f} min) |")
     print(f"| CPU time of that training (all threads) | {cpu_train:.0f} s | on an idle machine wall ≈ CPU / 2 "
           f"at best |")
+    print(f"| training wall time per step (pipeline, validation, callbacks included) | "
+          f"{1e3 * t_train / steps:.1f} ms | |")
+    print(f"| model alone, per step (fixed in-memory batches) | {ms_model:.1f} ms "
+          f"(→ {ms_model * steps / 1e3:.0f} s for {steps} steps) | |")
+    print(f"| one validation pass (10k held-out waveforms) | {t_val:.1f} s | ×{epochs} in the training |")
     print(f"| generation error, typical (95th pct) | {100 * g['typical']:.2f} % | ≲ {100 * PAPER['generation_typical']:.0f} % |")
     print(f"| generation error, worst | {100 * g['worst']:.2f} % | < {100 * PAPER['generation_worst']:.0f} % |")
     print(f"| denoising bias (all errors) | {100 * d['bias']:+.3f} % | ≈ 0.3 % |")

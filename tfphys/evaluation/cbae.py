@@ -343,8 +343,10 @@ def markdown(numbers: dict[str, Any], figures: dict[str, Path], model_path) -> s
         f"95th percentile {_pct(g['typical'])}, 99th {_pct(g['p99'])}, worst {_pct(g['worst'])}, "
         f"RMS {_pct(g['rms'])}. Without the edges (θ, η in [{INTERIOR[0]}, {INTERIOR[1]}]): 95th "
         f"percentile {_pct(gi['typical'])}, worst {_pct(gi['worst'])}. The decoder learns f̂ from the "
-        f"encoder's estimates p′, which near an edge of the (θ, η) square are one-sided; the largest "
-        f"errors sit there (right-hand panel).",
+        f"encoder's estimates p′: the waveforms whose p′ lies on an edge of the (θ, η) square come "
+        f"from p inside it (the prior ends there), so f̂ is pulled inward at the edges, and the "
+        f"corners have the fewest training waveforms; the largest errors sit there, where f "
+        f"changes fastest with p (θ ≈ 0, right-hand panel).",
         "",
         f"![Figure 7]({figures['fig7'].name})",
         "",

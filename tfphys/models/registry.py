@@ -43,6 +43,8 @@ class ModelSpec:
     #: report file it wrote (Markdown, with its PNGs beside it). Families that compare several
     #: runs (``tfphys-eval RUN1 RUN2 …``) also accept ``others=[(run_dir, cfg), …]``.
     evaluate: Callable[[Path, dict[str, Any], Path, Path | None, int], Path] | None = None
+    #: non-empty: why the model trains on one replica only (a multi-replica strategy is refused)
+    single_replica: str = ""
 
 
 def _darkshower_autoencoder_datasets(cfg, path, seed):
@@ -207,6 +209,8 @@ def _leapfrog_spec():
         monitor="val_loss", mode="min",
         description="LeapfrogLayers: trainable generalised HMC for 2D U(1) (Foreman et al. 2021)",
         representative=_leapfrog_no_export, evaluate=_leapfrog_evaluate,
+        single_replica="its data are its own Markov chains, held in the model: every replica would run "
+                       "the same chains, and the chain update is not a mirrored one",
     )
 
 
@@ -275,7 +279,8 @@ def _albus_datasets(cfg, path, seed):
     data, pipe = cfg["data"], cfg["pipeline"]
     return albus_datasets(path, batch_size=int(pipe.get("batch_size", 20)), seed=seed,
                           val_fraction=float(data.get("val_fraction", 0.1)),
-                          max_maps=data.get("max_maps"), cache=bool(pipe.get("cache", True)))
+                          max_maps=data.get("max_maps"), cache=bool(pipe.get("cache", True)),
+                          target=str(pipe.get("target", "max")))
 
 
 def _albus_representative(cfg, n, seed):

@@ -283,8 +283,25 @@ def test_training_batches_are_half_background_half_chirps(small_file):
         assert 0 <= float(np.min(x)) and float(np.max(x)) <= 1
         sums = y.numpy().reshape(4, -1).sum(axis=1)
         assert np.all(sums[:2] == 0) and np.all(sums[2:] > 0)
+        # "max" targets (the default): each chirp target divided by its own peak
+        np.testing.assert_allclose(y.numpy().reshape(4, -1).max(axis=1), [0, 0, 1, 1], atol=1e-6)
     with pytest.raises(TfphysError, match="even"):
         albus_datasets(small_file, batch_size=3)
+    with pytest.raises(TfphysError, match="target must be one of"):
+        albus_datasets(small_file, batch_size=4, target="boolean")
+
+
+def test_max_target_normalisation_keeps_the_profile_and_empty_maps():
+    from tfphys.pipelines.gw import normalise_targets
+
+    y = np.zeros((3, 4, 5, 1), np.float32)
+    y[1, 1, 2], y[1, 2, 3] = 0.2, 0.05
+    y[2, 0, 0] = 0.7
+    out = normalise_targets(y).numpy()
+    assert not out[0].any()
+    np.testing.assert_allclose(out[1, 1, 2], 1.0)
+    np.testing.assert_allclose(out[1, 2, 3], 0.25)  # the intensity ratio along the track stays
+    np.testing.assert_allclose(out[2].max(), 1.0)
 
 
 # ---------------------------------------------------------------------------- U-Net
@@ -295,6 +312,31 @@ def test_unet_output_shape_equals_input_shape_for_166_by_1025():
     assert model.output_shape == (None, 166, 1025, 1)
     out = model(np.zeros((1, 166, 1025, 3), np.float32), training=False)
     assert out.shape == (1, 166, 1025, 1)
+
+
+def test_a_small_unet_learns_to_light_up_along_the_chirp(small_file):
+    """The training recipe of models/albus.toml (MSE, Adam, linear output from 0, BN momentum 0.9,
+    peak-normalised targets) on a few small maps: the output must follow the chirp, not collapse
+    to the all-zero map that a mostly-empty target invites."""
+    from tfphys.evaluation.albus import map_sum
+    from tfphys.models.albus import build_albus
+    from tfphys.pipelines.gw import normalise_targets, read_maps
+
+    with storage.open_albus(small_file) as f:
+        kind, level = f["kind"][:], f["visibility"][:]
+    chirps, backs = np.flatnonzero((kind == 1) & (level == 40)), np.flatnonzero(kind == 0)[:3]
+    x, y = read_maps(small_file, np.concatenate([backs, chirps]))
+    y = normalise_targets(y).numpy()
+    keras.utils.set_random_seed(0)
+    model = build_albus(input_shape=(*SMALL.shape, 3), down_filters=(8, 8, 16), up_filters=(16, 8),
+                        convs_per_block=1, dropout=0.0, output_activation="linear", output_bias=0.0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
+    model.fit(x, y, batch_size=6, epochs=150, verbose=0)
+    out = model.predict(x, verbose=0)[..., 0]
+    on, off = out[3:][y[3:, ..., 0] > 0].mean(), out[3:][y[3:, ..., 0] == 0].mean()
+    assert on > 5 * abs(off) and on > 0.1
+    assert np.corrcoef(out[3:].ravel(), y[3:].ravel())[0, 1] > 0.5
+    assert map_sum(None, out[3:]).min() > map_sum(None, out[:3]).max()
 
 
 def test_crop_or_pad_handles_both_directions():
@@ -320,6 +362,10 @@ def test_bad_unet_parameters_are_errors():
 
     with pytest.raises(TfphysError, match="one up width per down step"):
         build_albus(down_filters=(4, 4, 4), up_filters=(4,))
+    with pytest.raises(TfphysError, match="output_activation"):
+        build_albus(**TINY_NET, output_activation="relu")
+    with pytest.raises(TfphysError, match="bn_momentum"):
+        build_albus(**TINY_NET, bn_momentum=1.0)
 
 
 def test_train_save_load_export_and_evaluate_a_tiny_albus(small_file, tmp_path):
@@ -333,7 +379,6 @@ def test_train_save_load_export_and_evaluate_a_tiny_albus(small_file, tmp_path):
     cfg["pipeline"]["batch_size"] = 4
     cfg["data"]["val_fraction"] = 0.2
     cfg["train"]["epochs"] = 1
-    del cfg["train"]["optimizer"]["gradient_accumulation_steps"]  # 2 steps here: update at each
     result = train("albus", cfg, tmp_path / "run", data=small_file, verbose=0)
     model = keras.saving.load_model(result.model_path, safe_mode=True)
     ops = ops_used(convert(model, "float32"))

@@ -17,9 +17,12 @@ Target maps (§II.B): the signal's contribution ``D = S − N`` (raw coherence),
 above its 99th percentile (the top 1 % of the map) and above zero, else 0. ``D`` is a difference
 of two coherences, so ``D ≤ 1`` and the kept pixels lie in (0, 1] without rescaling: the target
 follows the signal's intensity along the track *and across maps* (a V = 12 injection gives a faint
-target, a V = 60 one a bright target), which is what makes the sum of the output map a usable
-detection statistic (§II.B's argument against boolean targets). A background map has ``S = N``,
-hence ``D = 0`` and an empty target.
+target, a V = 60 one a bright target). A background map has ``S = N``, hence ``D = 0`` and an
+empty target. The file stores this D; the training pipeline then applies §II.B's "we then
+normalize" by dividing each target by its own peak (``tfphys.pipelines.gw.normalise_targets``,
+``[pipeline] target = "max"``, the default): the intensity profile along the track stays, every
+chirp's peak becomes 1 — with the raw D (``target = "raw"``) a target pixel is ~0.01 on average
+and the all-zero output already reaches an MSE of ~10⁻⁴, little for a short training to improve on.
 """
 
 from __future__ import annotations

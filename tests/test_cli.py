@@ -114,6 +114,8 @@ def test_bad_data_gives_one_clear_line_and_nonzero_exit(tmp_path, tiny_config, c
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1
     assert len(err) == 1 and err[0].startswith("tfphys-train: error:") and message in err[0]
+    if kind != "nan":  # refused when opened, so no run dir is left behind (a NaN is met in training)
+        assert not (tmp_path / "run").exists()
 
 
 def test_unknown_model_and_unknown_option(capsys):

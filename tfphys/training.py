@@ -186,6 +186,10 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
     cfg["data"]["path"] = str(path.resolve())
     cfg["model_name"] = model_name
 
+    # The data are opened (and validated) before anything is written: a refused file leaves no run dir.
+    keras.utils.set_random_seed(seed)
+    train_ds, val_ds = spec.datasets(cfg, path, seed)
+
     # Non-chief workers write to a dir of their own inside the run dir (removed at the end).
     work = out if role.is_chief else out / f".worker-{role.task_id}"
     if role.is_chief:
@@ -196,8 +200,6 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
     history_path = work / "history.csv"
     past = read_history(history_path if history_path.exists() else out / "history.csv") if resuming else []
 
-    keras.utils.set_random_seed(seed)
-    train_ds, val_ds = spec.datasets(cfg, path, seed)
     if not distribute.is_default(strategy):
         train_ds, val_ds = distribute.shard_dataset(train_ds), distribute.shard_dataset(val_ds)
 

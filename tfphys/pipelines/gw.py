@@ -1,12 +1,15 @@
 """``tf.data`` pipeline for ALBUS maps — paper §III.A.
 
     HDF5 maps (uint8 RGB) ──read──► cache ──shuffle──► batch of B/2 backgrounds ─┐
-                                                       batch of B/2 chirps ──────┴─► concat (B, T, F, 3)
+                                                       batch of B/2 chirps ──────┴─► interleave (B, T, F, 3)
                                                                                      ──► (x / 255, target)
 
 Every training batch is half background (time-slide) maps, half chirp maps (the paper: batches of
 20, 10 + 10); the smaller class repeats so that an epoch sees every map of the larger one. The
 validation set is 10 % of each class, in file order. Glitch maps (kind 2) are never trained on.
+A batch alternates background, chirp, background, chirp, …: any contiguous slice of it — the
+share of one replica under ``tf.distribute``'s ``DATA`` sharding — is balanced too, so every
+replica's BatchNormalization statistics see both classes.
 Targets are divided by their own peak by default (``target="max"``, §II.B "we then normalize").
 """
 
@@ -113,6 +116,11 @@ def normalise_targets(y):
     return tf.math.divide_no_nan(y, peak)
 
 
+def _alternate(a, b):
+    """``a[0], b[0], a[1], b[1], …`` along the batch axis (``a`` and ``b`` of the same shape)."""
+    return tf.reshape(tf.stack([a, b], axis=1), [-1, *a.shape[1:]])
+
+
 def albus_datasets(path, *, batch_size: int = 20, seed: int = 0, val_fraction: float = 0.1,
                    max_maps: int | None = None, cache: bool = True, target: str = "max"):
     """(train, val) ``tf.data`` datasets of ``(x (B, T, F, 3), target (B, T, F, 1))``.
@@ -141,7 +149,7 @@ def albus_datasets(path, *, batch_size: int = 20, seed: int = 0, val_fraction: f
 
     steps = math.ceil(max(len(split.train_background), len(split.train_chirp)) / half)
     train = (tf.data.Dataset.zip(half_batches(split.train_background, 1), half_batches(split.train_chirp, 2))
-             .map(lambda b, c: (tf.concat([b[0], c[0]], 0), tf.concat([b[1], c[1]], 0)))
+             .map(lambda b, c: (_alternate(b[0], c[0]), _alternate(b[1], c[1])))
              .take(steps).map(prepare).prefetch(2))
     val_idx = np.concatenate([split.val_background, split.val_chirp])
     val = maps_dataset(path, val_idx, split.shape)

@@ -7,7 +7,6 @@ because a trigger may run only the part it needs (paper §5.5: the mask encoder 
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,7 @@ def load_target(target) -> tuple[keras.Model, dict[str, Any], Path]:
         path = target
     else:
         raise conv.ExportError(f"{target} is neither a run dir nor a .keras file")
-    try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
-        raise conv.ExportError(f"could not load a Keras model from {path}: {err}") from None
+    model = registry.load_model(path)
     cfg_path = path.parent / "config.toml"
     cfg = configs.load(cfg_path) if cfg_path.exists() else {}
     return model, cfg, path

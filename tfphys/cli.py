@@ -88,7 +88,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run dir (default: runs/MODEL)")
     p.add_argument("--seed", type=int, help="override [train] seed")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
-    p.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+    from tfphys.distribute import STRATEGIES
+
+    p.add_argument("--strategy", choices=STRATEGIES, default="default",
                    help="tf.distribute strategy: default (one process), mirrored (one replica per local GPU; "
                         "one on a CPU-only machine), multiworker (one process per worker, cluster from "
                         "TF_CONFIG or srun; see README, Scaling out). --batch-size is the global batch")

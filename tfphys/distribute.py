@@ -132,17 +132,13 @@ def make_strategy(name: str):
     """
     if name not in STRATEGIES:
         raise TfphysError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-    if name == "default":
-        import tensorflow as tf
-
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        import tensorflow as tf
-
-        return tf.distribute.MirroredStrategy()
-    resolver = cluster_resolver()
     import tensorflow as tf
 
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    resolver = cluster_resolver()
     # AUTO: ring all-reduce between CPUs, NCCL where every worker has GPUs.
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)

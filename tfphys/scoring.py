@@ -1,5 +1,5 @@
 """Sharded scoring of large files: ``tfphys-score RUN --data FILE --shard i/N --out DIR``, then
-``tfphys-score merge DIR``.
+``tfphys-score --merge DIR``.
 
 A million dark-shower events or ALBUS time-slide maps are scored by N independent processes
 (hosts, ``srun`` tasks, or cores of one machine): shard ``i`` of ``N`` scores the events
@@ -8,7 +8,7 @@ A million dark-shower events or ALBUS time-slide maps are scored by N independen
 
 and writes ``DIR/scores-IIIII-of-NNNNN.h5`` with the event ``index`` beside every score. Shards need
 no communication, so this scales to any number of workers; inference needs no gradient
-all-reduce, which is why it is not a ``tf.distribute`` job. ``merge`` then checks that every
+all-reduce, which is why it is not a ``tf.distribute`` job. The merge then checks that every
 index 0 … n−1 was scored exactly once — missing or duplicated events are an error that lists
 their ranges — and writes ``DIR/scores.h5`` in file order.
 
@@ -99,8 +99,6 @@ def _score_chunk(family: str, model, spec, path: Path, start: int, stop: int, se
 
 
 def _load_run(run: Path):
-    import keras
-
     from tfphys import config as configs
     from tfphys.models import registry
 
@@ -108,12 +106,7 @@ def _load_run(run: Path):
         raise TfphysError(f"{run} is not a finished tfphys-train run dir (needs config.toml and model.keras)")
     cfg = configs.load(run / "config.toml")
     spec = registry.get(str(cfg.get("model_name", "")))
-    model = keras.saving.load_model(run / "model.keras", safe_mode=True, compile=False)
-    return spec, model
-
-
-_FAMILY_OF = {"codae": "darkshowers", "cae": "darkshowers", "codvae": "darkshowers", "ae": "darkshowers",
-              "dirvae": "darkshowers", "cct": "darkshowers", "albus": "albus"}
+    return spec, registry.load_model(run / "model.keras")
 
 
 def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: int = 0,
@@ -126,10 +119,10 @@ def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: in
     i, n_shards = shard
     family = _family(data)
     spec, model = _load_run(run)
-    if _FAMILY_OF.get(spec.name) is None:
+    if spec.anomaly_score is None or spec.family not in CHUNK:
         raise TfphysError(f"{spec.name} has no per-event anomaly score to shard; sharded scoring covers "
-                          f"{', '.join(sorted(_FAMILY_OF))}")
-    if _FAMILY_OF[spec.name] != family.name:
+                          f"the models of the {' and '.join(CHUNK)} families")
+    if spec.family != family.name:
         raise TfphysError(f"{run} holds a {spec.name} model but {data} is a {family.name} file")
     start, stop = shard_range(family.n_events, i, n_shards)
     chunk = CHUNK[family.name]

@@ -30,6 +30,8 @@ class ModelSpec:
     default_data: Callable[[dict[str, Any]], Path]
     loss: Callable[[], keras.losses.Loss]
     metrics: Callable[[], list]
+    #: the kind of data file the model reads: "darkshowers", "cbae", "albus" or "lattice" (none)
+    family: str = ""
     monitor: str = "val_loss"
     mode: str = "min"
     description: str = ""
@@ -102,7 +104,7 @@ def _darkshower_autoencoder(name, build, description):
 
     return ModelSpec(
         name=name, build=build, datasets=_darkshower_autoencoder_datasets,
-        default_data=_darkshower_default_data, loss=SummedBinaryCrossentropy,
+        default_data=_darkshower_default_data, loss=SummedBinaryCrossentropy, family="darkshowers",
         metrics=lambda: [SSIM()], monitor="val_ssim", mode="max", description=description,
         representative=_darkshower_representative, labelled_sample=_darkshower_labelled_sample,
         anomaly_score=bce, evaluate=evaluate,
@@ -140,7 +142,8 @@ def _darkshower_baselines() -> list[ModelSpec]:
     from tfphys.evaluation.darkshowers import evaluate
     from tfphys.losses import SSIM
 
-    common = dict(default_data=_darkshower_default_data, representative=_darkshower_representative,
+    common = dict(family="darkshowers", default_data=_darkshower_default_data,
+                  representative=_darkshower_representative,
                   labelled_sample=_darkshower_labelled_sample, evaluate=evaluate)
     return [
         ModelSpec(name="ae", build=_baselines.build_ae, datasets=_darkshower_autoencoder_datasets,
@@ -205,7 +208,7 @@ def _leapfrog_evaluate(run_dir, cfg, out_dir, data, seed):
 def _leapfrog_spec():
     return ModelSpec(
         name="leapfrog", build=_leapfrog.build_leapfrog, datasets=_leapfrog_datasets,
-        default_data=_leapfrog_default_data, loss=lambda: None, metrics=lambda: [],
+        default_data=_leapfrog_default_data, loss=lambda: None, metrics=lambda: [], family="lattice",
         monitor="val_loss", mode="min",
         description="LeapfrogLayers: trainable generalised HMC for 2D U(1) (Foreman et al. 2021)",
         representative=_leapfrog_no_export, evaluate=_leapfrog_evaluate,
@@ -256,7 +259,8 @@ def _cbae_spec():
 
     return ModelSpec(
         name="cbae", build=cbae.build_cbae, datasets=_cbae_datasets, default_data=_cbae_default_data,
-        loss=cbae.ConstrainedBottleneckLoss, metrics=cbae.loss_terms, monitor="val_loss", mode="min",
+        loss=cbae.ConstrainedBottleneckLoss, metrics=cbae.loss_terms, family="cbae",
+        monitor="val_loss", mode="min",
         description="constrained bottleneck autoencoder (toy detector waveforms, Jesús-Valls et al.)",
         representative=_cbae_representative, evaluate=_cbae_evaluate,
     )
@@ -303,8 +307,8 @@ def _albus_spec():
 
     return ModelSpec(
         name="albus", build=albus.build_albus, datasets=_albus_datasets, default_data=_albus_default_data,
-        loss=keras.losses.MeanSquaredError, metrics=lambda: [], monitor="val_loss", mode="min",
-        description="pixel-wise U-Net on H1-L1 coherence maps (GW long-duration bursts, ALBUS)",
+        loss=keras.losses.MeanSquaredError, metrics=lambda: [], family="albus", monitor="val_loss",
+        mode="min", description="pixel-wise U-Net on H1-L1 coherence maps (GW long-duration bursts, ALBUS)",
         representative=_albus_representative, labelled_sample=_albus_labelled_sample,
         anomaly_score=albus_eval.map_sum, evaluate=albus_eval.evaluate,
     )
@@ -337,6 +341,19 @@ def get(name: str) -> ModelSpec:
     if name not in specs:
         raise TfphysError(f"unknown model {name!r}; known models: {', '.join(sorted(specs))}")
     return specs[name]
+
+
+def load_model(path) -> keras.Model:
+    """A trained ``model.keras`` (safe mode, not compiled), with one clear error if it is not one.
+
+    This module imports every family's custom layers, so any tfphys model loads through here.
+    """
+    import zipfile
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError) as err:
+        raise TfphysError(f"could not load a Keras model from {path}: {err}") from None
 
 
 def build(spec: ModelSpec, model_cfg: dict[str, Any]) -> keras.Model:

@@ -56,7 +56,54 @@ DARKSHOWERS_DATASETS = {
 }
 
 
-class DarkShowerWriter:
+class ChunkWriter:
+    """A new HDF5 file of resizable per-event datasets, appended to chunk by chunk.
+
+    The base of the dark-shower, waveform and ALBUS writers: ``__init__`` creates the file with its
+    header attributes (``seed`` when given); the subclass creates its datasets; :meth:`_append`
+    checks every column against its dataset's per-event shape, grows all of them together and
+    flushes, so an interrupted job keeps every finished chunk (``len(writer)`` events, the
+    same in every dataset). ``length_key`` names the dataset that counts the events.
+    """
+
+    length_key: str
+
+    def __init__(self, path: str | os.PathLike, *, seed: int | None = None, **attrs):
+        self.path = Path(path)
+        if not self.path.parent.exists():
+            raise TfphysError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        self._file = h5py.File(self.path, "w")
+        self._file.attrs.update(attrs)
+        if seed is not None:
+            self._file.attrs["seed"] = seed
+
+    def __len__(self) -> int:
+        return self._file[self.length_key].shape[0]
+
+    def _append(self, columns: Mapping[str, np.ndarray]) -> None:
+        n = len(next(iter(columns.values())))
+        for name, values in columns.items():
+            shape = (n, *self._file[name].shape[1:])
+            if np.shape(values) != shape:
+                raise TfphysError(f"{name}: expected shape {shape}, got {np.shape(values)}")
+        start = len(self)
+        for name, values in columns.items():
+            ds = self._file[name]
+            ds.resize(start + n, axis=0)
+            ds[start:] = np.asarray(values, dtype=ds.dtype)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class DarkShowerWriter(ChunkWriter):
     """Append chunks of events to a new dark-shower file.
 
     Each :meth:`append` is flushed to disk, so an interrupted generation keeps every finished chunk
@@ -68,16 +115,12 @@ class DarkShowerWriter:
             out.append(toy.simulate("qcd", 256, seed=...))
     """
 
+    length_key = "label"
+
     def __init__(self, path: str | os.PathLike, *, generator: str, seed: int | None = None,
                  compression_level: int = 1):
-        self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            raise TfphysError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
-        self._file = h5py.File(self.path, "w")
-        self._file.attrs.update(format=DARKSHOWERS_FORMAT, version=DARKSHOWERS_VERSION,
-                                generator=generator)
-        if seed is not None:
-            self._file.attrs["seed"] = seed
+        super().__init__(path, seed=seed, format=DARKSHOWERS_FORMAT, version=DARKSHOWERS_VERSION,
+                         generator=generator)
         for name, (dtype, shape) in DARKSHOWERS_DATASETS.items():
             chunks = (1, *shape) if shape else (4096,)
             self._file.create_dataset(
@@ -88,30 +131,8 @@ class DarkShowerWriter:
             axes="event,phi,eta,channel", units="GeV", channels=",".join(CHANNELS))
         self._file["mass"].attrs["units"] = "GeV"
 
-    def __len__(self) -> int:
-        return self._file["label"].shape[0]
-
     def append(self, events: Mapping[str, np.ndarray]) -> None:
-        n = len(events["label"])
-        for name, (dtype, shape) in DARKSHOWERS_DATASETS.items():
-            values = np.asarray(events[name])
-            if values.shape != (n, *shape):
-                raise TfphysError(f"{name}: expected shape {(n, *shape)}, got {values.shape}")
-        start = len(self)
-        for name, (dtype, _) in DARKSHOWERS_DATASETS.items():
-            ds = self._file[name]
-            ds.resize(start + n, axis=0)
-            ds[start:] = np.asarray(events[name], dtype=dtype)
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self._append({name: events[name] for name in DARKSHOWERS_DATASETS})
 
 
 def write_darkshowers(path, chunks: Iterable[Mapping[str, np.ndarray]], *, generator: str,

@@ -45,6 +45,7 @@ import numpy as np
 from scipy.stats import landau
 from tqdm.auto import tqdm
 
+from tfphys.data.formats import ChunkWriter, open_validated
 from tfphys.errors import TfphysError
 
 WAVEFORMS_FORMAT = "tfphys.waveforms"
@@ -123,7 +124,7 @@ def simulate(n: int, *, seed: int | np.random.SeedSequence = 0,
     }
 
 
-class WaveformWriter:
+class WaveformWriter(ChunkWriter):
     """Append chunks of waveforms to a new waveform file (each chunk flushed to disk).
 
     ``with_clean=False`` writes a file without ``clean`` (e.g. laboratory data, where f is unknown).
@@ -132,16 +133,10 @@ class WaveformWriter:
     def __init__(self, path: str | os.PathLike, *, generator: str, seed: int | None = None,
                  noise_sigma: float = NOISE_SIGMA, offset: float = OFFSET, scale: float = SCALE,
                  with_clean: bool = True):
-        self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            raise TfphysError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
+        super().__init__(path, seed=seed, format=WAVEFORMS_FORMAT, version=WAVEFORMS_VERSION,
+                         generator=generator, offset=offset, scale=scale, noise_sigma=noise_sigma,
+                         param_names=",".join(PARAM_NAMES))
         self.names = [k for k in WAVEFORM_DATASETS if with_clean or k not in OPTIONAL]
-        self._file = h5py.File(self.path, "w")
-        self._file.attrs.update(format=WAVEFORMS_FORMAT, version=WAVEFORMS_VERSION,
-                                generator=generator, offset=offset, scale=scale,
-                                noise_sigma=noise_sigma, param_names=",".join(PARAM_NAMES))
-        if seed is not None:
-            self._file.attrs["seed"] = seed
         self._file["x"] = sample_positions().astype(np.float32)
         for name in self.names:
             dtype, shape = WAVEFORM_DATASETS[name]
@@ -154,31 +149,10 @@ class WaveformWriter:
         self._file["waveforms"].attrs["axes"] = "waveform,sample"
         self._file["params"].attrs["columns"] = ",".join(PARAM_NAMES)
 
-    def __len__(self) -> int:
-        return self._file["params"].shape[0]
+    length_key = "params"
 
     def append(self, chunk: Mapping[str, np.ndarray]) -> None:
-        n = len(chunk["params"])
-        for name in self.names:
-            values = np.asarray(chunk[name])
-            shape = (n, *WAVEFORM_DATASETS[name][1])
-            if values.shape != shape:
-                raise TfphysError(f"{name}: expected shape {shape}, got {values.shape}")
-        start = len(self)
-        for name in self.names:
-            ds = self._file[name]
-            ds.resize(start + n, axis=0)
-            ds[start:] = np.asarray(chunk[name], dtype=WAVEFORM_DATASETS[name][0])
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        self._append({name: chunk[name] for name in self.names})
 
 
 def write_waveforms(path, chunks: Iterable[Mapping[str, np.ndarray]], *, generator: str,
@@ -227,8 +201,6 @@ class Waveforms:
 
 
 def _open(path: Path) -> h5py.File:
-    from tfphys.data.formats import open_validated
-
     return open_validated(path)
 
 

@@ -51,12 +51,12 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
-from pathlib import Path
 
 import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from tfphys.data.formats import ChunkWriter, open_validated
 from tfphys.data.gw import coherence, injections, noise
 from tfphys.data.gw.coherence import PAPER, MapGeometry
 from tfphys.errors import TfphysError
@@ -217,19 +217,15 @@ def plan(n_background: int, n_per_level: int, levels=injections.VISIBILITY_LEVEL
     return [(kind, s, arg, geometry, psd) for (kind, arg), s in zip(items, seeds)]
 
 
-class AlbusWriter:
+class AlbusWriter(ChunkWriter):
     """Append ALBUS map records to a new HDF5 file (flushed per append)."""
 
+    length_key = "kind"
+
     def __init__(self, path, *, geometry: MapGeometry, psd: str, seed: int | None = None):
-        self.path = Path(path)
-        if not self.path.parent.exists():
-            raise TfphysError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
-        self._file = h5py.File(self.path, "w")
-        self._file.attrs.update(format=ALBUS_FORMAT, version=ALBUS_VERSION, psd=psd, colormap=COLORMAP,
-                                value_max=VALUE_MAX, methods=",".join(injections.METHODS),
-                                **_geometry_attrs(geometry))
-        if seed is not None:
-            self._file.attrs["seed"] = seed
+        super().__init__(path, seed=seed, format=ALBUS_FORMAT, version=ALBUS_VERSION, psd=psd,
+                         colormap=COLORMAP, value_max=VALUE_MAX, methods=",".join(injections.METHODS),
+                         **_geometry_attrs(geometry))
         t, f = geometry.shape
         self._file.create_dataset("maps", shape=(0, t, f, 3), maxshape=(None, t, f, 3), dtype=np.uint8,
                                   chunks=(1, t, f, 3), compression="gzip", compression_opts=1)
@@ -239,27 +235,10 @@ class AlbusWriter:
         for name, dtype in (("kind", np.int8), *((k, d) for k, (d, _) in PARAMS.items())):
             self._file.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
 
-    def __len__(self):
-        return self._file["kind"].shape[0]
-
     def append(self, records: list[dict]) -> None:
-        if not records:
-            return
-        n0, n = len(self), len(records)
-        for name in ("maps", "targets", "kind", *PARAMS):
-            ds = self._file[name]
-            ds.resize(n0 + n, axis=0)
-            ds[n0:] = np.stack([np.asarray(r[name]) for r in records]).astype(ds.dtype)
-        self._file.flush()
-
-    def close(self):
-        self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        if records:
+            self._append({name: np.stack([np.asarray(r[name]) for r in records])
+                          for name in ("maps", "targets", "kind", *PARAMS)})
 
 
 def build(out, *, n_background: int, n_per_level: int, levels=injections.VISIBILITY_LEVELS,
@@ -297,8 +276,6 @@ def build(out, *, n_background: int, n_per_level: int, levels=injections.VISIBIL
 # ------------------------------------------------------------------------------ reading
 def open_albus(path) -> h5py.File:
     """Open an ALBUS file read-only after validating its header; the caller closes it."""
-    from tfphys.data.formats import open_validated
-
     return open_validated(path, validate)
 
 

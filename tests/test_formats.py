@@ -61,3 +61,17 @@ def test_check_finite_names_the_event():
     images[2, 1, 0] = np.nan
     with pytest.raises(TfphysError, match="event 12 has non-finite"):
         formats.check_finite(images, "f.h5", 10)
+
+
+def test_a_chunk_of_the_wrong_shape_is_refused_and_the_written_chunks_are_kept(tmp_path):
+    path = tmp_path / "d.h5"
+    good, bad = sparse_events(8, seed=1), sparse_events(4, seed=2)
+    bad["n_tracks"] = bad["n_tracks"][:3]  # one value short
+    with formats.DarkShowerWriter(path, generator="test") as out:
+        out.append(good)
+        with pytest.raises(TfphysError, match=r"n_tracks: expected shape \(4,\), got \(3,\)"):
+            out.append(bad)
+        assert len(out) == 8
+    with formats.open_darkshowers(path) as f:
+        assert all(f[name].shape[0] == 8 for name in formats.DARKSHOWERS_DATASETS)
+        np.testing.assert_array_equal(f["n_tracks"][:], good["n_tracks"])

@@ -14,6 +14,7 @@ from tfphys.cli import data_main, eval_main, train_main
 from tfphys.data import waveforms as wf
 from tfphys.errors import TfphysError
 from tfphys.evaluation import cbae as ev
+from tfphys.layers import FourierFeatures
 from tfphys.models import cbae, registry
 from tfphys.pipelines.waveforms import cbae_datasets, held_out, split
 from tfphys.training import make_optimizer, read_history
@@ -138,7 +139,10 @@ def test_pipeline_split_targets_and_seeded_shuffle(tmp_path):
     val_params = np.concatenate([cbae.split_output(t.numpy())[0] for _, t in val])
     assert np.array_equal(val_params, data.params[80:])             # held-out: the last 20 %, in order
     assert np.array_equal(held_out(path).clean, data.clean[80:])
-    assert sum(len(x) for x, _ in train) == 80
+    # an epoch is a permutation of the 80 training waveforms, reshuffled every epoch
+    index = {row.tobytes(): i for i, row in enumerate(data.waveforms)}
+    epochs = [[index[row.tobytes()] for x, _ in train for row in x.numpy()] for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == list(range(80)) and epochs[0] != epochs[1]
 
 
 # ------------------------------------------------------------------------------ the model
@@ -172,6 +176,35 @@ def test_bottleneck_is_the_parameters_and_other_widths_are_refused(tmp_path):
     np.testing.assert_allclose(cbae.estimate(loaded, s), cbae.estimate(model, s), atol=1e-6)
     with pytest.raises(TfphysError, match=r"shape \(n, 2\)"):
         cbae.generate(model, np.zeros((3, 5)))
+
+
+def test_decoder_fourier_features_margin_and_encoder_batch_norm(tmp_path):
+    # γ(p) = [p, sin(π 2ʲ p), cos(π 2ʲ p)]: exact, and one-to-one on [0, 1] (the corners differ)
+    p = np.array([[0.0, 1.0], [1.0, 0.0], [0.3, 0.7]], np.float32)
+    gamma = keras.ops.convert_to_numpy(FourierFeatures(3)(p))
+    angles = np.pi * p[:, :, None] * 2.0 ** np.arange(3)
+    expected = np.concatenate([p, np.sin(angles).reshape(3, -1), np.cos(angles).reshape(3, -1)], axis=1)
+    np.testing.assert_allclose(gamma, expected, atol=1e-6)
+    assert not np.allclose(gamma[0], gamma[1])
+    model = cbae.build_cbae(encoder_filters=[4, 4], encoder_units=[8], decoder_units=[8],
+                            decoder_filters=[4, 4], decoder_margin=2, decoder_fourier_octaves=3,
+                            encoder_batch_norm=True)
+    dec, enc = model.get_layer("decoder"), model.get_layer("encoder")
+    assert dec.get_layer("fourier_p").output.shape == (None, 2 * 7)
+    # the decoder runs 2 samples longer at each end of its 256-sample start, cropped after the last conv
+    assert dec.get_layer("sequence").output.shape[1] == 256 + 4
+    assert dec.get_layer("crop_margin").cropping == (8, 8) and dec.output.shape == (None, 1024)
+    # batch norm: at inference a waveform's estimate does not depend on the rest of its batch
+    s = wf.simulate(16, seed=3)["waveforms"]
+    assert isinstance(enc.get_layer("norm0"), keras.layers.BatchNormalization)
+    np.testing.assert_allclose(cbae.estimate(model, s[:1]), cbae.estimate(model, s)[:1], atol=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(cbae.generate(loaded, p), cbae.generate(model, p), atol=1e-6)
+    with pytest.raises(TfphysError, match="decoder_margin"):
+        cbae.build_cbae(decoder_margin=-1)
+    with pytest.raises(TfphysError, match="decoder_fourier_octaves"):
+        cbae.build_cbae(decoder_fourier_octaves=-2)
 
 
 @pytest.fixture(scope="module")

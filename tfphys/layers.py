@@ -202,3 +202,35 @@ class InstanceNormalization(keras.layers.Layer):
         config = super().get_config()
         config.update(epsilon=self.epsilon)
         return config
+
+
+@keras.saving.register_keras_serializable(package="tfphys")
+class FourierFeatures(keras.layers.Layer):
+    """A fixed Fourier encoding of low-dimensional coordinates (Tancik et al. 2020, NeRF's γ(p)).
+
+    ``p ↦ [p, sin(π·2ʲ·p), cos(π·2ʲ·p)]`` for ``j = 0 … octaves − 1``, every component of ``p``
+    separately: a decoder that regresses a sharp function of a few parameters learns it from these
+    far faster than from ``p`` alone. The lowest frequency has period 2, so ``p ∈ [0, 1]`` is encoded
+    one-to-one (``p`` itself is kept too). No weights.
+
+    Input ``(batch, D)`` → output ``(batch, D · (1 + 2 · octaves))``.
+    """
+
+    def __init__(self, octaves=4, **kwargs):
+        super().__init__(**kwargs)
+        if int(octaves) < 0:
+            raise ValueError(f"octaves must be ≥ 0, got {octaves}")
+        self.octaves = int(octaves)
+
+    def call(self, p):
+        if not self.octaves:
+            return p
+        freqs = ops.convert_to_tensor(np.pi * 2.0 ** np.arange(self.octaves), dtype=p.dtype)
+        angles = ops.reshape(p[..., :, None] * freqs, (-1, p.shape[-1] * self.octaves))
+        return ops.concatenate([p, ops.sin(angles), ops.cos(angles)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] * (1 + 2 * self.octaves))
+
+    def get_config(self):
+        return {**super().get_config(), "octaves": self.octaves}

@@ -44,18 +44,29 @@ import numpy as np
 
 from tfphys.data.waveforms import N_PARAMS, N_SAMPLES, PARAM_NAMES
 from tfphys.errors import TfphysError
+from tfphys.layers import FourierFeatures
 
 
 
 def encoder(filters: Sequence[int] = (16, 32, 32, 64), units: Sequence[int] = (128, 64),
             kernel_size: int = 5, activation: str = "swish", bottleneck: int = N_PARAMS,
-            n_samples: int = N_SAMPLES) -> keras.Model:
-    """``f̂⁻¹``: waveforms ``(batch, n_samples)`` → parameter estimates ``p′`` ``(batch, bottleneck)``."""
+            n_samples: int = N_SAMPLES, batch_norm: bool = False) -> keras.Model:
+    """``f̂⁻¹``: waveforms ``(batch, n_samples)`` → parameter estimates ``p′`` ``(batch, bottleneck)``.
+
+    ``batch_norm``: BatchNormalization between each convolution and its activation (folded into
+    the convolution at export).
+    """
     s = keras.Input((n_samples,), name="waveform")
     x = keras.layers.Reshape((n_samples, 1), name="as_channels")(s)
     for i, f in enumerate(filters):
-        x = keras.layers.Conv1D(f, kernel_size, strides=2, padding="same", activation=activation,
-                                name=f"conv{i}")(x)
+        if batch_norm:
+            x = keras.layers.Conv1D(f, kernel_size, strides=2, padding="same", use_bias=False,
+                                    name=f"conv{i}")(x)
+            x = keras.layers.BatchNormalization(name=f"norm{i}")(x)
+            x = keras.layers.Activation(activation, name=f"act{i}")(x)
+        else:
+            x = keras.layers.Conv1D(f, kernel_size, strides=2, padding="same", activation=activation,
+                                    name=f"conv{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     for i, u in enumerate(units):
         x = keras.layers.Dense(u, activation=activation, name=f"dense{i}")(x)
@@ -65,23 +76,37 @@ def encoder(filters: Sequence[int] = (16, 32, 32, 64), units: Sequence[int] = (1
 
 def decoder(units: Sequence[int] = (64, 128, 256), filters: Sequence[int] = (), kernel_size: int = 5,
             activation: str = "swish", bottleneck: int = N_PARAMS, input_scale: float = 1.0,
-            n_samples: int = N_SAMPLES) -> keras.Model:
-    """``f̂``: parameters ``(batch, bottleneck)`` → noiseless waveforms ``(batch, n_samples)``."""
+            n_samples: int = N_SAMPLES, margin: int = 0, fourier_octaves: int = 0) -> keras.Model:
+    """``f̂``: parameters ``(batch, bottleneck)`` → noiseless waveforms ``(batch, n_samples)``.
+
+    ``margin`` (convolutional decoder only): the sequence is ``margin`` samples longer at each end at
+    the decoder's coarsest resolution, and the ``margin · 2^len(filters)`` extra samples at each end
+    are cropped after the last convolution, so the convolutions' zero padding falls outside the
+    waveform instead of on its first and last ~30 samples.
+    """
+    if margin < 0:
+        raise TfphysError(f"[model] decoder_margin must be ≥ 0, got {margin}")
+    if fourier_octaves < 0:
+        raise TfphysError(f"[model] decoder_fourier_octaves must be ≥ 0, got {fourier_octaves}")
     p = keras.Input((bottleneck,), name="p")
-    x = keras.layers.Rescaling(input_scale, name="scale_p")(p) if input_scale != 1.0 else p
+    x = FourierFeatures(fourier_octaves, name="fourier_p")(p) if fourier_octaves else p
+    x = keras.layers.Rescaling(input_scale, name="scale_p")(x) if input_scale != 1.0 else x
     for i, u in enumerate(units):
         x = keras.layers.Dense(u, activation=activation, name=f"dense{i}")(x)
     if filters:
         length = n_samples // 2 ** len(filters)
         if length * 2 ** len(filters) != n_samples:
             raise TfphysError(f"{n_samples} samples cannot be reached by {len(filters)} ×2 up-samplings")
-        x = keras.layers.Dense(length * filters[0], activation=activation, name="to_sequence")(x)
-        x = keras.layers.Reshape((length, filters[0]), name="sequence")(x)
+        x = keras.layers.Dense((length + 2 * margin) * filters[0], activation=activation, name="to_sequence")(x)
+        x = keras.layers.Reshape((length + 2 * margin, filters[0]), name="sequence")(x)
         for i, f in enumerate(filters):
             x = keras.layers.UpSampling1D(2, name=f"up{i}")(x)
             x = keras.layers.Conv1D(f, kernel_size, padding="same", activation=activation,
                                     name=f"conv{i}")(x)
         x = keras.layers.Conv1D(1, kernel_size, padding="same", name="to_signal")(x)
+        if margin:
+            crop = margin * 2 ** len(filters)
+            x = keras.layers.Cropping1D((crop, crop), name="crop_margin")(x)
         s = keras.layers.Reshape((n_samples,), name="s_prime")(x)
     else:
         s = keras.layers.Dense(n_samples, name="s_prime")(x)
@@ -97,6 +122,9 @@ def build_cbae(
     kernel_size: int = 5,
     activation: str = "swish",
     decoder_input_scale: float = 10.0,
+    encoder_batch_norm: bool = False,
+    decoder_margin: int = 0,
+    decoder_fourier_octaves: int = 0,
     name: str = "cbae",
 ) -> keras.Model:
     """The CBAE: ``s → [p′ ‖ s′]`` with ``p′ = f̂⁻¹(s)`` and ``s′ = f̂(p′)`` (Figure 1).
@@ -114,8 +142,10 @@ def build_cbae(
             f"physical parameter (paper §2.1)")
     if not encoder_filters and not encoder_units:
         raise TfphysError("[model] the encoder needs at least one of encoder_filters, encoder_units")
-    enc = encoder(encoder_filters, encoder_units, kernel_size, activation, N_PARAMS)
-    dec = decoder(decoder_units, decoder_filters, kernel_size, activation, N_PARAMS, decoder_input_scale)
+    enc = encoder(encoder_filters, encoder_units, kernel_size, activation, N_PARAMS,
+                  batch_norm=encoder_batch_norm)
+    dec = decoder(decoder_units, decoder_filters, kernel_size, activation, N_PARAMS, decoder_input_scale,
+                  margin=decoder_margin, fourier_octaves=decoder_fourier_octaves)
     s = keras.Input((N_SAMPLES,), name="waveform")
     p_prime = enc(s)
     outputs = keras.layers.Concatenate(name="p_prime_s_prime")([p_prime, dec(p_prime)])

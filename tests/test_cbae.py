@@ -32,6 +32,10 @@ encoder_filters = [8, 8]
 encoder_units = [32]
 decoder_units = [32, 64]
 decoder_filters = [8, 8]
+kernel_size = 3
+encoder_batch_norm = true
+decoder_margin = 1
+decoder_fourier_octaves = 2
 [train]
 epochs = 4
 seed = 0

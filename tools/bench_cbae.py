@@ -3,6 +3,7 @@ machine, then the §4 evaluation, side by side with the paper's figures.
 
     python tools/bench_cbae.py                    # models/cbae.toml, the cached 50k default data
     python tools/bench_cbae.py --out runs/cbae-bench --epochs 4
+    git show beaa964:models/cbae.toml > /tmp/prev.toml && python tools/bench_cbae.py --versus /tmp/prev.toml
 
 Training goes through the one trainer (``tfphys.training.train``, i.e. what ``tfphys-train cbae``
 runs: tf.data pipeline, per-epoch validation on the 10k held-out waveforms, checkpointing, CSV
@@ -30,8 +31,10 @@ TARGET_S = 300.0        # the issue: ≤ 5 minutes on this 2-core machine
 PAPER_S = 50 * 60.0     # the paper: ~50 min on a 2.3 GHz dual-core i5
 
 
-def model_only_ms(spec, cfg, steps: int = 200) -> float:
-    """ms per training step of the model alone: fixed in-memory batches, no pipeline, no callbacks."""
+def model_only_ms(spec, cfgs, steps: int = 150, rounds: int = 3) -> list[float]:
+    """ms per training step of the model alone, for each config: fixed in-memory batches, no
+    pipeline, no callbacks; the configs' rounds interleaved, best round each (so a ratio between
+    them is fair on a shared machine)."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -39,19 +42,26 @@ def model_only_ms(spec, cfg, steps: int = 200) -> float:
     from tfphys.models import registry
     from tfphys.training import make_optimizer
 
-    batch = int(cfg["pipeline"]["batch_size"])
-    rng = np.random.default_rng(0)
-    s = rng.uniform(size=(32 * batch, 1024)).astype("float32")
-    p = rng.uniform(size=(32 * batch, 2)).astype("float32")
-    ds = tf.data.Dataset.from_tensor_slices((s, np.concatenate([p, s], 1))).batch(batch).cache().repeat()
-    keras.utils.set_random_seed(0)
-    model = registry.build(spec, dict(cfg["model"]))
-    model.compile(optimizer=make_optimizer(cfg["train"], total_steps=steps), loss=spec.loss(),
-                  metrics=spec.metrics())
-    model.fit(ds, steps_per_epoch=32, epochs=1, verbose=0)   # trace and warm up
-    start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
-    return (time.perf_counter() - start) / steps * 1e3
+    models = []
+    for cfg in cfgs:
+        batch = int(cfg["pipeline"]["batch_size"])
+        rng = np.random.default_rng(0)
+        s = rng.uniform(size=(32 * batch, 1024)).astype("float32")
+        p = rng.uniform(size=(32 * batch, 2)).astype("float32")
+        ds = tf.data.Dataset.from_tensor_slices((s, np.concatenate([p, s], 1))).batch(batch).cache().repeat()
+        keras.utils.set_random_seed(0)
+        model = registry.build(spec, dict(cfg["model"]))
+        model.compile(optimizer=make_optimizer(cfg["train"], total_steps=steps * rounds), loss=spec.loss(),
+                      metrics=spec.metrics())
+        model.fit(ds, steps_per_epoch=32, epochs=1, verbose=0)   # trace and warm up
+        models.append((model, ds))
+    best = [float("inf")] * len(models)
+    for _ in range(rounds):
+        for i, (model, ds) in enumerate(models):
+            start = time.perf_counter()
+            model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+            best[i] = min(best[i], (time.perf_counter() - start) / steps * 1e3)
+    return best
 
 
 def main(argv=None) -> int:
@@ -59,6 +69,9 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="TOML config (default: models/cbae.toml)")
     p.add_argument("--out", help="run dir (default: a temporary dir, removed at the end)")
     p.add_argument("--epochs", type=int, help="override [train] epochs")
+    p.add_argument("--versus", metavar="TOML",
+                   help="a second config (e.g. an earlier models/cbae.toml from git) whose model-alone step "
+                        "time is measured interleaved with this one's and printed as a ratio")
     args = p.parse_args(argv)
 
     from tfphys.cli import _import_tensorflow_quietly
@@ -89,7 +102,9 @@ def main(argv=None) -> int:
         result = train("cbae", cfg, out, data=path, verbose=2, callbacks=[watch])
         t_train, cpu_train = time.perf_counter() - start, time.process_time() - cpu_start
         saved = configs.load(out / "config.toml")
-        ms_model = model_only_ms(spec, saved)
+        versus = configs.load(args.versus) if args.versus else None
+        ms = model_only_ms(spec, [saved] + ([versus] if versus else []))
+        ms_model = ms[0]
         train_ds, val_ds = spec.datasets(saved, path, 0)
         steps = len(result.history) * int(train_ds.cardinality())
         model = keras.saving.load_model(out / "model.keras", safe_mode=True)
@@ -121,6 +136,9 @@ def main(argv=None) -> int:
           f"{1e3 * t_train / steps:.1f} ms | |")
     print(f"| model alone, per step (fixed in-memory batches) | {ms_model:.1f} ms "
           f"(→ {ms_model * steps / 1e3:.0f} s for {steps} steps) | |")
+    if versus:
+        print(f"| model alone, per step, `{args.versus}` (interleaved) | {ms[1]:.1f} ms | this config "
+              f"{ms_model / ms[1]:.2f}× of it |")
     print(f"| one validation pass (10k held-out waveforms) | {t_val:.1f} s | ×{epochs} in the training |")
     print(f"| generation error, typical (95th pct) | {100 * g['typical']:.2f} % | ≲ {100 * PAPER['generation_typical']:.0f} % |")
     print(f"| generation error, worst | {100 * g['worst']:.2f} % | < {100 * PAPER['generation_worst']:.0f} % |")

@@ -88,6 +88,7 @@ def main(argv=None) -> int:
     cfg = configs.load(args.config or configs.default_config_path("cbae"))
     cfg = configs.override(cfg, "train", "epochs", args.epochs)
     spec = registry.get("cbae")
+    versus = configs.load(args.versus) if args.versus else None   # a bad --versus fails before the training
 
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
@@ -102,7 +103,6 @@ def main(argv=None) -> int:
         result = train("cbae", cfg, out, data=path, verbose=2, callbacks=[watch])
         t_train, cpu_train = time.perf_counter() - start, time.process_time() - cpu_start
         saved = configs.load(out / "config.toml")
-        versus = configs.load(args.versus) if args.versus else None
         ms = model_only_ms(spec, [saved] + ([versus] if versus else []))
         ms_model = ms[0]
         train_ds, val_ds = spec.datasets(saved, path, 0)
@@ -159,4 +159,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tfphys.errors import TfphysError
+
+    try:
+        raise SystemExit(main())
+    except TfphysError as err:   # a bad --config / --versus / data file: one line, no traceback
+        raise SystemExit(f"bench_cbae: error: {err}") from None

@@ -63,20 +63,16 @@ def encoder(filters: Sequence[int] = (16, 32, 32, 64), units: Sequence[int] = (1
             n_samples: int = N_SAMPLES, batch_norm: bool = False) -> keras.Model:
     """``f̂⁻¹``: waveforms ``(batch, n_samples)`` → parameter estimates ``p′`` ``(batch, bottleneck)``.
 
-    ``batch_norm``: BatchNormalization between each convolution and its activation (folded into
-    the convolution at export).
+    ``batch_norm``: BatchNormalization between each convolution and its activation.
     """
     s = keras.Input((n_samples,), name="waveform")
     x = keras.layers.Reshape((n_samples, 1), name="as_channels")(s)
     for i, f in enumerate(filters):
-        if batch_norm:
-            x = keras.layers.Conv1D(f, kernel_size, strides=2, padding="same", use_bias=False,
-                                    name=f"conv{i}")(x)
+        x = keras.layers.Conv1D(f, kernel_size, strides=2, padding="same", use_bias=not batch_norm,
+                                activation=None if batch_norm else activation, name=f"conv{i}")(x)
+        if batch_norm:   # the norm's shift replaces the conv's bias
             x = keras.layers.BatchNormalization(name=f"norm{i}")(x)
             x = keras.layers.Activation(activation, name=f"act{i}")(x)
-        else:
-            x = keras.layers.Conv1D(f, kernel_size, strides=2, padding="same", activation=activation,
-                                    name=f"conv{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     for i, u in enumerate(units):
         x = keras.layers.Dense(u, activation=activation, name=f"dense{i}")(x)
@@ -156,8 +152,8 @@ def build_cbae(
             f"physical parameter (paper §2.1)")
     if not encoder_filters and not encoder_units:
         raise TfphysError("[model] the encoder needs at least one of encoder_filters, encoder_units")
-    enc = encoder(encoder_filters, encoder_units, encoder_kernel_size or kernel_size, activation, N_PARAMS,
-                  batch_norm=encoder_batch_norm)
+    enc_kernel = kernel_size if encoder_kernel_size is None else encoder_kernel_size
+    enc = encoder(encoder_filters, encoder_units, enc_kernel, activation, N_PARAMS, batch_norm=encoder_batch_norm)
     dec = decoder(decoder_units, decoder_filters, kernel_size, activation, N_PARAMS, decoder_input_scale,
                   margin=decoder_margin, fourier_octaves=decoder_fourier_octaves)
     s = keras.Input((N_SAMPLES,), name="waveform")

@@ -209,6 +209,8 @@ def test_decoder_fourier_features_margin_and_encoder_batch_norm(tmp_path):
         cbae.build_cbae(decoder_margin=-1)
     with pytest.raises(TfphysError, match="decoder_fourier_octaves"):
         cbae.build_cbae(decoder_fourier_octaves=-2)
+    with pytest.raises(TfphysError, match="encoder_kernel_size must be a positive"):
+        cbae.build_cbae(encoder_kernel_size=0)
 
 
 @pytest.fixture(scope="module")

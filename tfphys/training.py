@@ -192,14 +192,8 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
 
     # Non-chief workers write to a dir of their own inside the run dir (removed at the end).
     work = out if role.is_chief else out / f".worker-{role.task_id}"
-    if role.is_chief:
-        resuming = _prepare_out_dir(out, cfg, resume)
-        configs.save(cfg, out / "config.toml")
-    else:
-        resuming = _prepare_worker_dir(out, work, resume)
-    history_path = work / "history.csv"
-    past = read_history(history_path if history_path.exists() else out / "history.csv") if resuming else []
-
+    # The model is built (and its [model] / [train] tables checked) before anything is written:
+    # a refused config, like a refused data file, leaves no run dir.
     if not distribute.is_default(strategy):
         train_ds, val_ds = distribute.shard_dataset(train_ds), distribute.shard_dataset(val_ds)
 
@@ -211,6 +205,14 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
         model.compile(optimizer=optimizer, loss=spec.loss(), metrics=spec.metrics())
     distribute.prepare_model(model, strategy, train_ds.element_spec)
     train_ds, val_ds = (distribute.skip_tiny_batches(ds, strategy) for ds in (train_ds, val_ds))
+
+    if role.is_chief:
+        resuming = _prepare_out_dir(out, cfg, resume)
+        configs.save(cfg, out / "config.toml")
+    else:
+        resuming = _prepare_worker_dir(out, work, resume)
+    history_path = work / "history.csv"
+    past = read_history(history_path if history_path.exists() else out / "history.csv") if resuming else []
 
     model_path = work / "model.keras"
     cbs = [

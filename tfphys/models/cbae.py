@@ -153,6 +153,9 @@ def build_cbae(
     if not encoder_filters and not encoder_units:
         raise TfphysError("[model] the encoder needs at least one of encoder_filters, encoder_units")
     enc_kernel = kernel_size if encoder_kernel_size is None else encoder_kernel_size
+    for key, k in (("kernel_size", kernel_size), ("encoder_kernel_size", enc_kernel)):
+        if int(k) < 1:
+            raise TfphysError(f"[model] {key} must be a positive number of samples, got {k}")
     enc = encoder(encoder_filters, encoder_units, enc_kernel, activation, N_PARAMS, batch_norm=encoder_batch_norm)
     dec = decoder(decoder_units, decoder_filters, kernel_size, activation, N_PARAMS, decoder_input_scale,
                   margin=decoder_margin, fourier_octaves=decoder_fourier_octaves)

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import keras
@@ -116,6 +117,15 @@ def test_bad_data_gives_one_clear_line_and_nonzero_exit(tmp_path, tiny_config, c
     assert len(err) == 1 and err[0].startswith("tfphys-train: error:") and message in err[0]
     if kind != "nan":  # refused when opened, so no run dir is left behind (a NaN is met in training)
         assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_model_table_gives_one_line_and_leaves_no_run_dir(tmp_path, tiny_config, qcd_file, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(Path(tiny_config).read_text().replace("[model]", "[model]\nno_such_width = 3", 1))
+    assert train_main(_train_args(bad, qcd_file, tmp_path / "run")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown key(s) no_such_width" in err[0]
+    assert not (tmp_path / "run").exists()
 
 
 def test_unknown_model_and_unknown_option(capsys):

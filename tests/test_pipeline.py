@@ -118,3 +118,19 @@ def test_nan_pixels_are_reported_with_the_event(tmp_path):
 def test_too_few_background_events_is_a_clear_error(mixed_file):
     with pytest.raises(TfphysError, match="too few"):
         pipe.split_events(mixed_file, classes=(2,), seed=0)
+
+
+def test_disable_autotune_keeps_every_element_and_the_seeded_order():
+    from tfphys.pipelines import disable_autotune
+
+    def build():
+        ds = tf.data.Dataset.range(200).shuffle(200, seed=3, reshuffle_each_iteration=True)
+        return ds.map(lambda i: i * i, num_parallel_calls=tf.data.AUTOTUNE).batch(7).prefetch(tf.data.AUTOTUNE)
+
+    tuned, fixed = build(), disable_autotune(build())
+    assert tuned.options().autotune.enabled is not False and fixed.options().autotune.enabled is False
+    for _ in range(2):  # two epochs: the reshuffled order is the same with and without the model
+        a = np.concatenate(list(tuned.as_numpy_iterator()))
+        b = np.concatenate(list(fixed.as_numpy_iterator()))
+        np.testing.assert_array_equal(a, b)
+        assert sorted(b.tolist()) == [i * i for i in range(200)]

@@ -39,6 +39,7 @@ from tfphys import config as configs
 from tfphys import distribute
 from tfphys.errors import TfphysError
 from tfphys.models import registry
+from tfphys.pipelines import disable_autotune
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,8 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
     # The data are opened (and validated) before anything is written: a refused file leaves no run dir.
     keras.utils.set_random_seed(seed)
     train_ds, val_ds = spec.datasets(cfg, path, seed)
+    # No autotuning thread: with it, every new epoch waited up to a minute (see disable_autotune).
+    train_ds, val_ds = disable_autotune(train_ds), disable_autotune(val_ds)
 
     # Non-chief workers write to a dir of their own inside the run dir (removed at the end).
     work = out if role.is_chief else out / f".worker-{role.task_id}"

@@ -40,6 +40,7 @@ def model_only_ms(spec, cfgs, steps: int = 150, rounds: int = 3) -> list[float]:
     import tensorflow as tf
 
     from tfphys.models import registry
+    from tfphys.pipelines import disable_autotune
     from tfphys.training import make_optimizer
 
     models = []
@@ -49,17 +50,18 @@ def model_only_ms(spec, cfgs, steps: int = 150, rounds: int = 3) -> list[float]:
         s = rng.uniform(size=(32 * batch, 1024)).astype("float32")
         p = rng.uniform(size=(32 * batch, 2)).astype("float32")
         ds = tf.data.Dataset.from_tensor_slices((s, np.concatenate([p, s], 1))).batch(batch).cache().repeat()
+        ds = disable_autotune(ds)   # as the trainer does: no autotune stall when fit() drops the iterator
         keras.utils.set_random_seed(0)
         model = registry.build(spec, dict(cfg["model"]))
         model.compile(optimizer=make_optimizer(cfg["train"], total_steps=steps * rounds), loss=spec.loss(),
                       metrics=spec.metrics())
-        model.fit(ds, steps_per_epoch=32, epochs=1, verbose=0)   # trace and warm up
+        model.fit(ds, steps_per_epoch=32, epochs=1, verbose=0, shuffle=False)   # trace and warm up
         models.append((model, ds))
     best = [float("inf")] * len(models)
     for _ in range(rounds):
         for i, (model, ds) in enumerate(models):
             start = time.perf_counter()
-            model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+            model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
             best[i] = min(best[i], (time.perf_counter() - start) / steps * 1e3)
     return best
 
@@ -83,6 +85,7 @@ def main(argv=None) -> int:
     from tfphys import config as configs
     from tfphys.evaluation.cbae import PAPER, evaluate
     from tfphys.models import registry
+    from tfphys.pipelines import disable_autotune
     from tfphys.training import train
 
     cfg = configs.load(args.config or configs.default_config_path("cbae"))
@@ -99,13 +102,23 @@ def main(argv=None) -> int:
         out = Path(args.out) if args.out else Path(tmp) / "cbae"
         loads = [load_before]
         watch = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: loads.append(os.getloadavg()[0]))
+        # Seconds from one epoch's end (after the trainer's callbacks: checkpoint, backup, history) to
+        # the next epoch's first batch: where the old tf.data iterator is dropped and a new one made.
+        gaps, ended = [], {}
+
+        def first_batch(batch, logs=None):
+            if batch == 0 and "at" in ended:
+                gaps.append(time.perf_counter() - ended.pop("at"))
+
+        gap_watch = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda *_: ended.update(at=time.perf_counter()), on_train_batch_begin=first_batch)
         start, cpu_start = time.perf_counter(), time.process_time()
-        result = train("cbae", cfg, out, data=path, verbose=2, callbacks=[watch])
+        result = train("cbae", cfg, out, data=path, verbose=2, callbacks=[watch, gap_watch])
         t_train, cpu_train = time.perf_counter() - start, time.process_time() - cpu_start
         saved = configs.load(out / "config.toml")
         ms = model_only_ms(spec, [saved] + ([versus] if versus else []))
         ms_model = ms[0]
-        train_ds, val_ds = spec.datasets(saved, path, 0)
+        train_ds, val_ds = (disable_autotune(ds) for ds in spec.datasets(saved, path, 0))
         steps = len(result.history) * int(train_ds.cardinality())
         model = keras.saving.load_model(out / "model.keras", safe_mode=True)
         start = time.perf_counter()
@@ -139,6 +152,9 @@ def main(argv=None) -> int:
     if versus:
         print(f"| model alone, per step, `{args.versus}` (interleaved) | {ms[1]:.1f} ms | this config "
               f"{ms_model / ms[1]:.2f}× of it |")
+    print(f"| between epochs: last callback of one → first batch of the next, summed | "
+          f"{sum(gaps):.1f} s ({' / '.join(f'{g:.1f}' for g in gaps) or '–'}) | ≈ 0 "
+          f"(TF 2.21 autotune stall: 30–35 s each; see tfphys.pipelines.disable_autotune) |")
     print(f"| one validation pass (10k held-out waveforms) | {t_val:.1f} s | ×{epochs} in the training |")
     print(f"| generation error, typical (95th pct) | {100 * g['typical']:.2f} % | ≲ {100 * PAPER['generation_typical']:.0f} % |")
     print(f"| generation error, worst | {100 * g['worst']:.2f} % | < {100 * PAPER['generation_worst']:.0f} % |")

@@ -129,7 +129,7 @@ def test_disable_autotune_keeps_every_element_and_the_seeded_order():
 
     tuned, fixed = build(), disable_autotune(build())
     assert tuned.options().autotune.enabled is not False and fixed.options().autotune.enabled is False
-    for _ in range(2):  # two epochs: the reshuffled order is the same with and without the model
+    for _ in range(2):  # two epochs: the same reshuffled order with and without autotuning
         a = np.concatenate(list(tuned.as_numpy_iterator()))
         b = np.concatenate(list(fixed.as_numpy_iterator()))
         np.testing.assert_array_equal(a, b)

@@ -88,6 +88,8 @@ def main(argv=None) -> int:
     from tfphys.pipelines import disable_autotune
     from tfphys.training import train
 
+    from bench_epoch_gap import epoch_watch   # tools/, next to this script
+
     cfg = configs.load(args.config or configs.default_config_path("cbae"))
     cfg = configs.override(cfg, "train", "epochs", args.epochs)
     spec = registry.get("cbae")
@@ -102,16 +104,7 @@ def main(argv=None) -> int:
         out = Path(args.out) if args.out else Path(tmp) / "cbae"
         loads = [load_before]
         watch = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: loads.append(os.getloadavg()[0]))
-        # Seconds from one epoch's end (after the trainer's callbacks: checkpoint, backup, history) to
-        # the next epoch's first batch: where the old tf.data iterator is dropped and a new one made.
-        gaps, ended = [], {}
-
-        def first_batch(batch, logs=None):
-            if batch == 0 and "at" in ended:
-                gaps.append(time.perf_counter() - ended.pop("at"))
-
-        gap_watch = keras.callbacks.LambdaCallback(
-            on_epoch_end=lambda *_: ended.update(at=time.perf_counter()), on_train_batch_begin=first_batch)
+        gap_watch, marks = epoch_watch()   # the idle time between epochs (tools/bench_epoch_gap.py)
         start, cpu_start = time.perf_counter(), time.process_time()
         result = train("cbae", cfg, out, data=path, verbose=2, callbacks=[watch, gap_watch])
         t_train, cpu_train = time.perf_counter() - start, time.process_time() - cpu_start
@@ -153,7 +146,7 @@ def main(argv=None) -> int:
         print(f"| model alone, per step, `{args.versus}` (interleaved) | {ms[1]:.1f} ms | this config "
               f"{ms_model / ms[1]:.2f}× of it |")
     print(f"| between epochs: last callback of one → first batch of the next, summed | "
-          f"{sum(gaps):.1f} s ({' / '.join(f'{g:.1f}' for g in gaps) or '–'}) | ≈ 0 "
+          f"{sum(marks['gaps']):.1f} s ({' / '.join(f'{g:.1f}' for g in marks['gaps']) or '–'}) | ≈ 0 "
           f"(TF 2.21 autotune stall: 30–35 s each; see tfphys.pipelines.disable_autotune) |")
     print(f"| one validation pass (10k held-out waveforms) | {t_val:.1f} s | ×{epochs} in the training |")
     print(f"| generation error, typical (95th pct) | {100 * g['typical']:.2f} % | ≲ {100 * PAPER['generation_typical']:.0f} % |")

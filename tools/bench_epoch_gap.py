@@ -22,6 +22,30 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def epoch_watch():
+    """``(callback, marks)``: a Keras callback that records in ``marks`` each epoch's wall time (its
+    first batch to its end, ``"epochs"``), each gap from one epoch's end to the next epoch's first
+    batch, where ``fit`` drops the old iterator and makes a new one (``"gaps"``), the process CPU
+    time spent in each gap (``"gap_cpu"``), and the last epoch's end (``"end"``: wall, CPU)."""
+    import keras
+
+    marks = {"epochs": [], "gaps": [], "gap_cpu": []}
+
+    def epoch_end(epoch, logs=None):
+        marks["end"] = (time.perf_counter(), time.process_time())
+        marks["epochs"].append(marks["end"][0] - marks.pop("first"))
+
+    def batch_begin(batch, logs=None):
+        if batch == 0:
+            marks["first"] = time.perf_counter()
+            if "end" in marks:
+                wall, cpu = marks.pop("end")
+                marks["gaps"].append(marks["first"] - wall)
+                marks["gap_cpu"].append(time.process_time() - cpu)
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=epoch_end, on_train_batch_begin=batch_begin), marks
+
+
 def run(autotune: bool, steps: int, epochs: int, seed: int = 0) -> dict:
     import keras
     import numpy as np
@@ -41,21 +65,7 @@ def run(autotune: bool, steps: int, epochs: int, seed: int = 0) -> dict:
     model = keras.Model(inputs, keras.layers.Dense(512)(h))
     model.compile(optimizer="adam", loss="mse")
 
-    marks = {"gaps": [], "gap_cpu": [], "epochs": []}
-
-    def epoch_end(epoch, logs=None):
-        marks["end"] = (time.perf_counter(), time.process_time())
-        marks["epochs"].append(marks["end"][0] - marks.pop("first"))
-
-    def batch_begin(batch, logs=None):
-        if batch == 0:
-            marks["first"] = time.perf_counter()
-            if "end" in marks:
-                wall, cpu = marks.pop("end")
-                marks["gaps"].append(marks["first"] - wall)
-                marks["gap_cpu"].append(time.process_time() - cpu)
-
-    watch = keras.callbacks.LambdaCallback(on_epoch_end=epoch_end, on_train_batch_begin=batch_begin)
+    watch, marks = epoch_watch()
     start = time.perf_counter()
     model.fit(ds, epochs=epochs, verbose=0, callbacks=[watch], shuffle=False)
     marks["total"] = time.perf_counter() - start

@@ -15,9 +15,10 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from export import convert as conv
-from export import latency, report as reports
+from export import latency
+from export import report as reports
 from tfphys import config as configs
-from tfphys.models import registry
+from tfphys import registry
 
 #: Allowed (max |Δ|, mean |Δ|) between LiteRT and Keras outputs, in units of
 #: max(1, max |Keras output|). int8 output tensors have 256 levels and a pixel near a decision
@@ -47,6 +48,8 @@ def load_target(target) -> tuple[keras.Model, dict[str, Any], Path]:
 def _spec_and_config(model, cfg):
     name = cfg.get("model_name", model.name)
     spec = registry.get(name)
+    if not spec.exportable:
+        raise conv.ExportError(spec.not_exportable or f"{name} has no export")
     if not cfg:
         cfg = configs.load(configs.default_config_path(name))
     return spec, cfg

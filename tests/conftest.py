@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from tfphys.data import formats
+from tfphys.darkshowers import format as formats
 
 TINY_CONFIG = """
 [data]

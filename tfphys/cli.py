@@ -12,7 +12,9 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from tfphys import registry
 from tfphys.errors import TfphysError
 
 # TensorFlow's C++ start-up chatter (CPU features, oneDNN) is noise for a command-line user.
@@ -100,7 +102,6 @@ def train_parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     strategy = _import_tensorflow_quietly(strategy=args.strategy)
     from tfphys import config as configs
-    from tfphys.models import registry
 
     registry.get(args.model)  # unknown model: error before anything is loaded
     cfg = configs.load(args.config or configs.default_config_path(args.model))
@@ -127,104 +128,31 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 # ----------------------------------------------------------------------------------- tfphys-data
 def data_parser() -> argparse.ArgumentParser:
+    """``tfphys-data info FILE`` plus the subcommands every family contributes (its generators)."""
     p = argparse.ArgumentParser(prog="tfphys-data", description="Generate and inspect tfphys data files.")
     sub = p.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="generate dark-shower collision images into an HDF5 file")
-    g.add_argument("--process", required=True, choices=("qcd", "suep", "svj", "all"),
-                   help="all = N QCD events plus N events at every SUEP and SVJ mass point")
-    g.add_argument("--mass", type=float, help="mediator mass in GeV (SUEP m_H or SVJ m_Z'; "
-                   "default: drawn among the mass points)")
-    g.add_argument("--n", type=int, required=True, help="events (per component for --process all)")
-    g.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--generator", default="toy",
-                   help="toy (built in, default) or pythia (Pythia 8, needs pip install 'tfphys[pythia]')")
-    py = g.add_argument_group("Pythia generation (--generator pythia; defaults in tfphys/data/darkshowers/pythia.py)")
-    py.add_argument("--workers", type=int, default=1, metavar="K", help="worker processes (default 1)")
-    py.add_argument("--resume", action="store_true",
-                    help="continue an unfinished --out of the same request (rerunning the same command does too)")
-    py.add_argument("--pt-hat-min", type=float, dest="pt_hat_min_gev", metavar="GEV", help="QCD p̂_T cut in GeV (100)")
-    py.add_argument("--m-dark", type=float, dest="m_dark_gev", metavar="GEV", help="SVJ dark meson mass in GeV (20)")
-    py.add_argument("--r-inv", type=float, dest="r_inv", metavar="FRACTION", help="SVJ invisible fraction (0.3)")
-    py.add_argument("--meson-mass", type=float, dest="meson_mass_gev", metavar="GEV", help="SUEP dark meson mass m_φ in GeV (2)")
-    py.add_argument("--temperature", type=float, dest="temperature_gev", metavar="GEV", help="SUEP temperature T in GeV (2)")
-    py.add_argument("--dark-photon-mass", type=float, dest="dark_photon_mass_gev", metavar="GEV", help="SUEP m_A' in GeV (0.7)")
-    py.add_argument("--dark-photon-decay", dest="dark_photon_decay", metavar="MODE",
-                    help="SUEP A' decays: generic (15/15/70 %% ee/μμ/ππ), leptonic, electrons, muons, pions, "
-                         "or three fractions e,mu,pi")
-    py.add_argument("--pileup", type=float, dest="pileup_mu", metavar="MU", help="mean pile-up interactions overlaid (0: off)")
-    py.add_argument("--pythia", action="append", dest="pythia_settings", metavar="'KEY = VALUE'",
-                    help="extra Pythia setting, read last (repeatable)")
-    i = sub.add_parser("info", help="validate a data file and summarise its content")
+    i = sub.add_parser("info", help="validate a data file of any family and summarise its content")
     i.add_argument("file")
-    im = sub.add_parser("import", help="check your own images (HDF5/NPZ, 360×286×3) and write the tfphys format")
-    im.add_argument("file", help="HDF5 (.h5/.hdf5) or NumPy (.npz) file with images (N, 360, 286, 3)")
-    im.add_argument("--out", help="tfphys HDF5 file to write (default: only check whether FILE is usable in place)")
-    im.add_argument("--transpose", action="store_true", help="images are (N, 286 η, 360 φ, 3): swap to φ, η")
-    im.add_argument("--label", type=int, choices=(0, 1, 2), help="class of every event (if FILE has no labels)")
-    im.add_argument("--mass", type=float, help="mediator mass in GeV of every event (if FILE has no masses)")
-    for key in ("images", "label", "mass", "n_tracks"):
-        im.add_argument(f"--{key.replace('_', '-')}-key", default=key, help=f"name of the {key} array (default {key})")
-    c = sub.add_parser("cbae", help="generate CBAE toy-detector waveforms (Landau, Eq. 1.2) into an HDF5 file")
-    c.add_argument("--n", type=int, required=True, help="waveforms (the paper: 50000, split 40k/10k)")
-    c.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--noise-sigma", type=float, default=0.05,
-                   help="Gaussian noise σ added before normalisation (default 0.05, the paper's)")
-    a = sub.add_parser("albus", help="build ALBUS H1-L1 coherence maps with chirp injections into an HDF5 file "
-                       "(small default; the paper: --background 4500 --per-level 500)")
-    a.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
-    a.add_argument("--background", type=int, default=36, help="time-slide background maps (default 36)")
-    a.add_argument("--per-level", type=int, default=4, help="chirp maps per visibility level (default 4)")
-    a.add_argument("--levels", type=float, nargs="+", help="visibility levels (default 12 14 16 18 20 30 40 50 60)")
-    a.add_argument("--glitches", type=int, default=0, help="maps with a coherent glitch (default 0)")
-    a.add_argument("--psd", default="auto", choices=("auto", "O3", "analytic"),
-                   help="noise curve: O3 (needs pip install 'tfphys[gw]'), analytic aLIGO fit, or auto")
-    a.add_argument("--workers", type=int, help="processes (default: all cores)")
-    a.add_argument("--seed", type=int, default=0)
+    for command in registry.data_commands():
+        c = sub.add_parser(command.name, help=command.help, aliases=list(command.aliases))
+        command.add_arguments(c)
+        c.set_defaults(data_command=command)
     return p
 
 
 def _data(args: argparse.Namespace) -> int:
-    if args.command == "generate":
-        from tfphys.data.darkshowers import generate
-
-        physics = {k: getattr(args, k) for k in (
-            "pt_hat_min_gev", "m_dark_gev", "r_inv", "meson_mass_gev", "temperature_gev",
-            "dark_photon_mass_gev", "dark_photon_decay", "pileup_mu", "pythia_settings")}
-        n = generate(args.process, args.n, args.out, mass_gev=args.mass, seed=args.seed,
-                     generator=args.generator, workers=args.workers, resume=args.resume, **physics)
-        print(f"wrote {n} events to {args.out}")
+    if args.command != "info":
+        print(args.data_command.run(args))
         return 0
-    if args.command == "cbae":
-        from tfphys.data import waveforms
-
-        waveforms.generate(args.n, args.out, seed=args.seed, noise_sigma=args.noise_sigma)
-        print(waveforms.summary(args.out))
-        return 0
-    if args.command == "albus":
-        from tfphys.data.gw import injections, storage
-
-        storage.build(args.out, n_background=args.background, n_per_level=args.per_level,
-                      levels=tuple(args.levels or injections.VISIBILITY_LEVELS), n_glitch=args.glitches,
-                      seed=args.seed, workers=args.workers, psd=args.psd)
-        print(storage.summary(args.out))
-        return 0
-    if args.command == "import":
-        from tfphys.data import importer
-
-        print(importer.main(args))
-        return 0
-    from tfphys.data import waveforms
-    from tfphys.data.formats import summary
-
-    from tfphys.data.gw import storage as albus_storage
-
-    if albus_storage.is_albus_file(args.file):
-        print(albus_storage.summary(args.file))
-        return 0
-    print(waveforms.summary(args.file) if waveforms.is_waveform_file(args.file) else summary(args.file))
-    return 0
+    path = Path(args.file)
+    if not path.is_file():
+        raise TfphysError(f"data file {path} does not exist")
+    for kind in registry.file_kinds():
+        if kind.recognises(path):
+            print(kind.summary(path))
+            return 0
+    known = ", ".join(kind.name for kind in registry.file_kinds())
+    raise TfphysError(f"{path} is not a tfphys data file of a known kind ({known})")
 
 
 def data_main(argv: Sequence[str] | None = None) -> int:
@@ -260,28 +188,22 @@ def _run_config(run) -> dict:
 def _eval(args: argparse.Namespace) -> int:
     """The first run's family evaluates; ``spec.evaluate(run, cfg, out, data, seed)`` gets the
     other runs as ``others=[(run, cfg), ...]`` (families that compare models accept it)."""
-    from pathlib import Path
-
     runs = [Path(r) for r in args.runs]
     cfgs = [_run_config(r) for r in runs]
     _import_tensorflow_quietly()
-    from tfphys.models import registry
 
     spec = registry.get(cfgs[0]["model_name"])
     if spec.evaluate is None:
         raise TfphysError(f"model {spec.name!r} has no evaluation yet")
+    if len(runs) > 1 and not spec.compares_runs:
+        raise TfphysError(f"{spec.name} runs are evaluated one at a time; give one run dir")
     if args.data is not None and not Path(args.data).is_file():
         raise TfphysError(f"data file {args.data} does not exist")
     out = Path(args.out) if args.out else runs[0] / "eval"
     data = Path(args.data) if args.data else None
-    if len(runs) == 1:
-        report = spec.evaluate(runs[0], cfgs[0], out, data, args.seed)
-    else:
-        import inspect
-
-        if "others" not in inspect.signature(spec.evaluate).parameters:
-            raise TfphysError(f"{spec.name} runs are evaluated one at a time; give one run dir")
-        report = spec.evaluate(runs[0], cfgs[0], out, data, args.seed, others=list(zip(runs[1:], cfgs[1:])))
+    others = list(zip(runs[1:], cfgs[1:]))
+    report = (spec.evaluate(runs[0], cfgs[0], out, data, args.seed, others=others) if spec.compares_runs
+              else spec.evaluate(runs[0], cfgs[0], out, data, args.seed))
     print(f"report: {report}")
     return 0
 

@@ -7,6 +7,8 @@ import os
 import sys
 import tempfile
 
+from tfphys.errors import TfphysError
+
 
 @contextlib.contextmanager
 def quiet():
@@ -17,8 +19,6 @@ def quiet():
     them. What was parked is replayed to stderr only if the block raises something other than a
     user error (so a bug keeps its context, and a clean run stays clean).
     """
-    from tfphys.errors import TfphysError
-
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)

@@ -15,11 +15,11 @@ their ranges — and writes ``DIR/scores.h5`` in file order.
 Scores per family (the same as ``tfphys-eval``'s per-event ``scores.h5``, before any orientation):
 
 * dark showers (codae, cae, codvae, ae, dirvae, cct): every §4.6 score of the model
-  (:func:`tfphys.evaluation.darkshowers.model_scores`: BCE, SSE, SAE, SAE-mask, Dice⁻¹, PixelSum,
+  (:func:`tfphys.darkshowers.evaluate.model_scores`: BCE, SSE, SAE, SAE-mask, Dice⁻¹, PixelSum,
   each ``Z_m`` component raw, KL-R/KL-F, or the registry's ``anomaly_score``), plus the file's
   ``label``, ``mass`` and ``n_tracks``;
 * ALBUS: the two detection statistics ``map_sum`` and ``largest_cluster``
-  (:mod:`tfphys.evaluation.albus`), plus ``kind`` and ``visibility``.
+  (:mod:`tfphys.albus.evaluate`), plus ``kind`` and ``visibility``.
 
 Shard files are written to ``….h5.part`` and renamed when complete: a killed shard leaves no file
 that ``merge`` could take for finished; rerun that shard alone.
@@ -29,19 +29,19 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from tfphys import config as configs
+from tfphys import registry
 from tfphys.errors import TfphysError
 
 SHARD_NAME = "scores-{i:05d}-of-{n:05d}.h5"
 _SHARD_RE = re.compile(r"scores-(\d+)-of-(\d+)\.h5$")
 MERGED_NAME = "scores.h5"
 #: events read, preprocessed and scored at a time (memory: ~1 GB of dark-shower images, 32 maps)
-CHUNK = {"darkshowers": 1024, "albus": 32}
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -65,43 +65,7 @@ def shard_range(n_events: int, i: int, n_shards: int) -> tuple[int, int]:
     return i * n_events // n_shards, (i + 1) * n_events // n_shards
 
 
-@dataclass(frozen=True)
-class _Family:
-    name: str                 # "darkshowers" or "albus"
-    n_events: int
-    columns: tuple[str, ...]  # per-event file columns copied into the output
-
-
-def _family(path: Path) -> _Family:
-    from tfphys.data import formats
-    from tfphys.data.gw import storage
-
-    if storage.is_albus_file(path):
-        with storage.open_albus(path) as f:
-            return _Family("albus", int(f["kind"].shape[0]), ("kind", "visibility"))
-    with formats.open_darkshowers(path) as f:
-        return _Family("darkshowers", int(f["label"].shape[0]), ("label", "mass", "n_tracks"))
-
-
-def _score_chunk(family: str, model, spec, path: Path, start: int, stop: int, seed: int) -> dict[str, np.ndarray]:
-    if family == "darkshowers":
-        from tfphys.evaluation.darkshowers import model_scores
-        from tfphys.pipelines.darkshowers import load_masks
-
-        scores, _ = model_scores(model, spec, load_masks(path, np.arange(start, stop)), seed=seed)
-        return scores
-    from tfphys.evaluation.albus import STATISTICS, predict
-    from tfphys.pipelines.gw import read_maps
-
-    maps, _ = read_maps(path, np.arange(start, stop))
-    outputs = predict(model, maps)
-    return {name: np.asarray(fn(outputs), np.float64) for name, fn in STATISTICS.items()}
-
-
 def _load_run(run: Path):
-    from tfphys import config as configs
-    from tfphys.models import registry
-
     if not (run / "config.toml").is_file() or not (run / "model.keras").is_file():
         raise TfphysError(f"{run} is not a finished tfphys-train run dir (needs config.toml and model.keras)")
     cfg = configs.load(run / "config.toml")
@@ -117,20 +81,24 @@ def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: in
 
     run, data, out_dir = Path(run), Path(data), Path(out_dir)
     i, n_shards = shard
-    family = _family(data)
     spec, model = _load_run(run)
-    if spec.anomaly_score is None or spec.family not in CHUNK:
+    scorer = spec.scorer
+    if scorer is None:
+        scoring = [n for n in registry.names() if registry.get(n).scorer is not None]
         raise TfphysError(f"{spec.name} has no per-event anomaly score to shard; sharded scoring covers "
-                          f"the models of the {' and '.join(CHUNK)} families")
-    if spec.family != family.name:
-        raise TfphysError(f"{run} holds a {spec.name} model but {data} is a {family.name} file")
-    start, stop = shard_range(family.n_events, i, n_shards)
-    chunk = CHUNK[family.name]
+                          f"{', '.join(scoring)}")
+    other = [k.name for k in registry.file_kinds() if k.name != scorer.file_kind and k.recognises(data)]
+    if other:
+        raise TfphysError(f"{run} holds a {spec.name} model (it scores {scorer.file_kind} files) but {data} "
+                          f"is a {other[0]} file")
+    n_events = scorer.n_events(data)
+    start, stop = shard_range(n_events, i, n_shards)
+    chunk = scorer.chunk
     parts: dict[str, list[np.ndarray]] = {}
     bounds = range(start, stop, chunk)
     show = None if progress is None else not progress
     for a in tqdm(bounds, desc=f"shard {i}/{n_shards}", unit="chunk", disable=show):
-        for name, values in _score_chunk(family.name, model, spec, data, a, min(a + chunk, stop), seed).items():
+        for name, values in scorer.score(model, spec, data, a, min(a + chunk, stop), seed).items():
             parts.setdefault(name, []).append(np.asarray(values, np.float64))
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +106,7 @@ def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: in
     part = path.with_name(path.name + ".part")
     with h5py.File(data, "r") as src, h5py.File(part, "w") as f:
         f["index"] = np.arange(start, stop, dtype=np.int64)
-        for column in family.columns:
+        for column in scorer.columns:
             f[column] = src[column][start:stop]
         scores = f.create_group("scores")
         for name, values in parts.items():
@@ -146,7 +114,7 @@ def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: in
         if not parts:  # an empty shard (N > n): keep the score names out of it, merge takes them from others
             scores.attrs["empty"] = True
         f.attrs.update(run=str(run.resolve()), model_name=spec.name, data=str(data.resolve()),
-                       family=family.name, n_events=family.n_events, shard=i, n_shards=n_shards,
+                       family=spec.family, file_kind=scorer.file_kind, n_events=n_events, shard=i, n_shards=n_shards,
                        start=start, stop=stop)
     os.replace(part, path)
     return path

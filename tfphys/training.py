@@ -36,10 +36,9 @@ import keras
 import tensorflow as tf
 
 from tfphys import config as configs
-from tfphys import distribute
+from tfphys import distribute, registry
+from tfphys.datasets import disable_autotune
 from tfphys.errors import TfphysError
-from tfphys.models import registry
-from tfphys.pipelines import disable_autotune
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ class _PlotHistory(keras.callbacks.Callback):
         self.out, self.title = out, title
 
     def on_epoch_end(self, epoch, logs=None):
-        from tfphys.evaluation.reports import plot_history
+        from tfphys.reports import plot_history
 
         history = read_history(self.out / "history.csv")
         if history:
@@ -183,8 +182,14 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
         raise TfphysError(f"--epochs must be positive, got {epochs}")
 
     data = data or cfg["data"].get("path")
-    path = Path(data) if data else spec.default_data(cfg)
-    cfg["data"]["path"] = str(path.resolve())
+    if not spec.reads_data:
+        if data:
+            raise TfphysError(f"{model_name} reads no data file (it makes its own: {spec.description}); "
+                              f"drop --data / [data] path (got {data})")
+        path = None
+    else:
+        path = Path(data) if data else spec.default_data(cfg)
+        cfg["data"]["path"] = str(path.resolve())
     cfg["model_name"] = model_name
 
     # The data are opened (and validated) before anything is written: a refused file leaves no run dir.

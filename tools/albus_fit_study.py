@@ -49,10 +49,10 @@ def main(argv=None):
     import tensorflow as tf
 
     from tfphys import config as configs
-    from tfphys.data.gw import storage
-    from tfphys.evaluation.albus import map_sum
-    from tfphys.models.albus import build_albus
-    from tfphys.pipelines.gw import normalise_targets, read_maps
+    from tfphys.albus import storage
+    from tfphys.albus.evaluate import map_sum
+    from tfphys.albus.model import build_albus
+    from tfphys.albus.pipeline import normalise_targets, read_maps
 
     keras.utils.set_random_seed(args.seed)
     with storage.open_albus(args.data) as f:

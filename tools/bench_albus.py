@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-litert", dest="litert", action="store_false")
     args = p.parse_args(argv)
 
-    from tfphys.data.gw import coherence, noise, storage
+    from tfphys.albus import coherence, noise, storage
 
     psd = noise.resolve_psd_model(args.psd)
     rng = np.random.default_rng(0)
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     _import_tensorflow_quietly(threads=1)
     import tensorflow as tf
 
-    from tfphys.models.albus import build_albus
+    from tfphys.albus.model import build_albus
 
     model = build_albus()
     forward = tf.function(lambda x: model(x, training=False))
@@ -91,7 +91,6 @@ def main(argv=None) -> int:
     if args.litert:
         from export.convert import convert
         from export.latency import interpreter, run_tflite
-
         from tfphys.console import quiet
 
         with quiet():

@@ -1,4 +1,4 @@
-"""ASO benchmark: ``deepsig.aso`` vs ``tfphys.evaluation.metrics.aso`` on the same inputs, side by side.
+"""ASO benchmark: ``deepsig.aso`` vs ``tfphys.metrics.aso`` on the same inputs, side by side.
 
     python tools/bench_aso.py            # --sizes 200,1000 --iterations 1000
 
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from deepsig import aso as deepsig_aso
 
-    from tfphys.evaluation.metrics import aso
+    from tfphys.metrics import aso
 
     rows = []
     for n in map(int, args.sizes.split(",")):
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
         ours = aso(a, b, num_bootstrap_iterations=args.iterations, seed=7)
         t2 = time.perf_counter()
         rows.append((n, t1 - t0, t2 - t1, theirs, ours))
-    print(f"| n per distribution | deepsig s | tfphys s | speed-up | ε_min deepsig | ε_min tfphys |")
+    print("| n per distribution | deepsig s | tfphys s | speed-up | ε_min deepsig | ε_min tfphys |")
     print("|---|---|---|---|---|---|")
     for n, td, tt, e1, e2 in rows:
         print(f"| {n} | {td:.2f} | {tt:.3f} | {td / tt:.0f}× | {e1:.6f} | {e2:.6f} |")

@@ -33,8 +33,10 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from export.convert import convert  # noqa: E402
 from export.latency import interpreter, summary, time_tflite  # noqa: E402
 from tfphys import config as configs  # noqa: E402
-from tfphys import training  # noqa: E402
-from tfphys.models import registry  # noqa: E402
+from tfphys import (
+    registry,  # noqa: E402
+    training,  # noqa: E402
+)
 
 
 def _masks(n, seed=0):
@@ -76,7 +78,7 @@ def train_and_score(name, cfg, epochs, eval_n, out_root):
     x, is_signal = spec.labelled_sample(saved, None, eval_n, 0)
     auroc = roc_auc_score(is_signal, spec.anomaly_score(x, model.predict(x, batch_size=128, verbose=0)))
     if name == "dirvae":  # Dillon et al.'s latent scores Z_k (the paper's Table 1 uses Z_2)
-        from tfphys.models.baselines import dirvae_latent
+        from tfphys.darkshowers.baselines import dirvae_latent
 
         z = dirvae_latent(model, x)
         print("dirvae latent AUROC " + ", ".join(

@@ -39,8 +39,8 @@ def model_only_ms(spec, cfgs, steps: int = 150, rounds: int = 3) -> list[float]:
     import numpy as np
     import tensorflow as tf
 
-    from tfphys.models import registry
-    from tfphys.pipelines import disable_autotune
+    from tfphys import registry
+    from tfphys.datasets import disable_autotune
     from tfphys.training import make_optimizer
 
     models = []
@@ -81,14 +81,13 @@ def main(argv=None) -> int:
     _import_tensorflow_quietly()
     import keras
     import tensorflow as tf
+    from bench_epoch_gap import epoch_watch  # tools/, next to this script
 
     from tfphys import config as configs
-    from tfphys.evaluation.cbae import PAPER, evaluate
-    from tfphys.models import registry
-    from tfphys.pipelines import disable_autotune
+    from tfphys import registry
+    from tfphys.cbae.evaluate import PAPER, evaluate
+    from tfphys.datasets import disable_autotune
     from tfphys.training import train
-
-    from bench_epoch_gap import epoch_watch   # tools/, next to this script
 
     cfg = configs.load(args.config or configs.default_config_path("cbae"))
     cfg = configs.override(cfg, "train", "epochs", args.epochs)
@@ -147,7 +146,7 @@ def main(argv=None) -> int:
               f"{ms_model / ms[1]:.2f}× of it |")
     print(f"| between epochs: last callback of one → first batch of the next, summed | "
           f"{sum(marks['gaps']):.1f} s ({' / '.join(f'{g:.1f}' for g in marks['gaps']) or '–'}) | ≈ 0 "
-          f"(TF 2.21 autotune stall: 30–35 s each; see tfphys.pipelines.disable_autotune) |")
+          f"(TF 2.21 autotune stall: 30–35 s each; see tfphys.datasets.disable_autotune) |")
     print(f"| one validation pass (10k held-out waveforms) | {t_val:.1f} s | ×{epochs} in the training |")
     print(f"| generation error, typical (95th pct) | {100 * g['typical']:.2f} % | ≲ {100 * PAPER['generation_typical']:.0f} % |")
     print(f"| generation error, worst | {100 * g['worst']:.2f} % | < {100 * PAPER['generation_worst']:.0f} % |")

@@ -26,11 +26,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfphys.data.darkshowers import generate  # noqa: E402
+from tfphys.darkshowers.codae import build_codae  # noqa: E402
+from tfphys.darkshowers.generate import generate  # noqa: E402
+from tfphys.darkshowers.losses import SummedBinaryCrossentropy  # noqa: E402
+from tfphys.darkshowers.pipeline import autoencoder_datasets  # noqa: E402
 from tfphys.layers import GroupedConv2D  # noqa: E402
-from tfphys.losses import SummedBinaryCrossentropy  # noqa: E402
-from tfphys.models.codae import build_codae  # noqa: E402
-from tfphys.pipelines.darkshowers import autoencoder_datasets  # noqa: E402
 from tfphys.training import make_optimizer  # noqa: E402
 
 

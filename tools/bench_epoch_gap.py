@@ -1,5 +1,5 @@
 """The idle time between Keras epochs that tf.data's autotuning costs under TF 2.21, and what
-``tfphys.pipelines.disable_autotune`` (applied by the trainer to every family's datasets) saves.
+``tfphys.datasets.disable_autotune`` (applied by the trainer to every family's datasets) saves.
 
     python tools/bench_epoch_gap.py                  # 3 epochs of ~30 s each, autotune on, then off
     python tools/bench_epoch_gap.py --steps 300      # shorter epochs: a shorter stall
@@ -51,7 +51,7 @@ def run(autotune: bool, steps: int, epochs: int, seed: int = 0) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from tfphys.pipelines import disable_autotune
+    from tfphys.datasets import disable_autotune
 
     x = np.random.default_rng(seed).uniform(size=(32 * steps, 512)).astype("float32")
     ds = tf.data.Dataset.from_tensor_slices((x, x)).shuffle(len(x), seed=seed).batch(32).prefetch(tf.data.AUTOTUNE)

@@ -45,7 +45,8 @@ def compare_rewrite(target, runs: int, threads: int) -> list[str]:
     """The full model with and without the export-time rewrite, timed interleaved (p50/p99 ms)."""
     import numpy as np
 
-    from export import convert as conv, latency
+    from export import convert as conv
+    from export import latency
     from export.exporter import _spec_and_config, load_target
 
     model, cfg, _ = load_target(target)

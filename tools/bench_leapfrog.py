@@ -49,9 +49,9 @@ def main(argv=None) -> int:
     _import_tensorflow_quietly()
     import numpy as np
 
-    from tfphys.evaluation.lattice import SamplerResult, compare, load_sampler
-    from tfphys.lattice import u1
-    from tfphys.lattice.hmc import HMC
+    from tfphys.leapfrog import u1
+    from tfphys.leapfrog.evaluate import SamplerResult, compare, load_sampler
+    from tfphys.leapfrog.hmc import HMC
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}")

@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def _untrained_run(model_name: str, where: Path) -> Path:
     from tfphys import config as configs
-    from tfphys.models import registry
+    from tfphys import registry
 
     cfg = configs.load(configs.default_config_path(model_name))
     cfg["model_name"] = model_name
@@ -75,7 +75,7 @@ def main():
         if args.data:
             data = Path(args.data)
         else:
-            from tfphys.data.darkshowers import default_dataset
+            from tfphys.darkshowers.generate import default_dataset
 
             data = default_dataset("qcd", args.events, 20240902)
         run = Path(args.run) if args.run else (Path("runs/codae") if Path("runs/codae/model.keras").exists()

@@ -64,11 +64,12 @@ from tensorflow.python.framework.convert_to_constants import (  # noqa: E402
     convert_variables_to_constants_v2,
 )
 
+import tfphys.models  # noqa: E402,F401  (registers the custom layers for --model)
 from export.convert import grouped_conv_as_conv2d  # noqa: E402
 from export.convert import rewrite as convert_rewrite  # noqa: E402
-import tfphys.models  # noqa: E402,F401  (registers the custom layers for --model)
-from tfphys.layers import GroupedConv2D, SpatialConditioning  # noqa: E402
-from tfphys.models.codae import build_codae  # noqa: E402
+from tfphys.darkshowers.codae import build_codae  # noqa: E402
+from tfphys.darkshowers.layers import SpatialConditioning  # noqa: E402
+from tfphys.layers import GroupedConv2D  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 SUBMODELS = ("f_m", "f_R", "decoder")

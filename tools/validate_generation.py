@@ -1,7 +1,7 @@
 """Validation report of the Pythia 8 generator + CMS-like detector (issue: real collisions in the box).
 
 For QCD and every SUEP / SVJ mass point it generates a modest sample with
-:class:`tfphys.data.darkshowers.pythia.PythiaGenerator` (one process, one core) and reports
+:class:`tfphys.darkshowers.pythia.PythiaGenerator` (one process, one core) and reports
 
 * mean ± std of ``n_tracks``, of the total tracker p_T (Σ of channel 0) and the fraction of zero
   pixels (all three channels) at full resolution and after the 5×5 down-sampling of Algorithm 1
@@ -30,7 +30,7 @@ import time
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from tfphys.data.darkshowers import detector, pythia, toy
+from tfphys.darkshowers import detector, pythia, toy
 
 PAPER_NTRACKS_AUROC = {  # Table 1, nTracks row (%)
     ("suep", 125.0): 78.68, ("suep", 200.0): 92.39, ("suep", 300.0): 98.31, ("suep", 400.0): 99.6,

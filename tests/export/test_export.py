@@ -1,0 +1,216 @@
+"""tfphys-export: round trips through LiteRT, builtin-only conversion, report schema, bad targets."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from export.cli import export_main
+from export.convert import ExportError, convert, ops_used
+from export.latency import summary
+from export.report import REQUIRED_KEYS, SUBMODEL_KEYS
+from tfphys import config as configs
+from tfphys.darkshowers.codae import build_cae, build_codae
+
+TINY = dict(encoder_filters=[8, 8, 8, 8], decoder_filters=[8, 8, 8, 8], latent_channels=4)
+
+
+def test_summary_statistics_on_known_timings():
+    stats = summary(np.arange(1, 101, dtype=float)[::-1])  # 1..100 ms, order must not matter
+    assert stats == {"p50": 50.5, "p90": pytest.approx(90.1), "p99": pytest.approx(99.01),
+                     "mean": 50.5, "max": 100.0}
+    assert summary([2.0, 4.0])["p50"] == 3.0
+    with pytest.raises(ValueError):
+        summary([1.0])
+    with pytest.raises(ValueError):
+        summary([1.0, float("nan")])
+
+
+def _run_dir(tmp_path, build, data_path, **kwargs):
+    keras.utils.set_random_seed(0)
+    run = tmp_path / build.__name__
+    run.mkdir()
+    build(**kwargs).save(run / "model.keras")
+    cfg = {"model_name": build.__name__.removeprefix("build_"),
+           "data": {"path": str(data_path), "val_fraction": 0.25}, "model": kwargs}
+    configs.save(cfg, run / "config.toml")
+    return run
+
+
+@pytest.mark.parametrize("build, extra, precision", [
+    (build_codae, dict(mask_filters=[8, 8, 8, 8]), "float16"),
+    (build_cae, {}, "float32"),
+])
+def test_export_round_trip_and_report_schema(tmp_path, qcd_file, labelled_file, capsys, build, extra, precision):
+    run = _run_dir(tmp_path, build, qcd_file, **TINY, **extra)
+    rc = export_main([str(run), f"--{precision}", "--runs", "5", "--warmup", "1", "--data",
+                      str(labelled_file), "--samples", "12"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "WITHIN BUDGET" in out
+    report = json.loads((run / "report.json").read_text())
+    assert set(REQUIRED_KEYS) <= set(report)
+    assert report["precision"] == precision and report["threads"] == 1 and report["batch_size"] == 1
+    assert report["within_budget"] == (report["latency_ms"]["p99"] <= report["budget_ms"] == 100)
+    assert set(report["latency_ms"]) == {"p50", "p90", "p99", "mean", "max"}
+    assert report["latency_ms"]["p50"] <= report["latency_ms"]["p99"] <= report["latency_ms"]["max"]
+    assert 0 <= report["max_abs_diff"] <= report["tolerance"][0]
+    assert 0 <= report["mean_abs_diff"] <= report["tolerance"][1]
+    assert 0 <= report["auroc_float32"] <= 1 and 0 <= report["auroc_exported"] <= 1
+    assert report["flops"] > 0 and report["achieved_gflops"] > 0 and report["cpu"]["cores"] >= 1
+    expected_subs = {"f_R", "f_m", "decoder"} if build is build_codae else {"f_R", "decoder"}
+    assert set(report["submodels"]) == expected_subs
+    for sub in report["submodels"].values():
+        assert set(SUBMODEL_KEYS) <= set(sub)
+    for name in ["model", *expected_subs]:
+        for p in {precision, "float32"}:
+            content = (run / f"{name}_{p}.tflite").read_bytes()
+            assert not [op for op in ops_used(content) if op.startswith("Flex") or op == "CUSTOM"]
+    assert (run / "report.md").read_text().startswith("**WITHIN BUDGET**")
+    assert (run / "latency.png").stat().st_size > 0
+
+
+def test_an_untrustworthy_int8_export_is_an_error_not_a_report(tmp_path, qcd_file, labelled_file, capsys):
+    # An untrained 8-filter CAE quantises badly (its instance norms see near-zero variances):
+    # the validation against Keras must stop the export before any report is written.
+    run = _run_dir(tmp_path, build_cae, qcd_file, **TINY)
+    rc = export_main([str(run), "--int8", "--runs", "5", "--warmup", "1", "--data",
+                      str(labelled_file), "--samples", "12", "--no-submodels"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "at int8: outputs differ from Keras" in err and "not trustworthy" in err
+    assert not (run / "report.json").exists()
+    assert (run / "model_int8.tflite").exists()  # the file is kept for inspection
+
+
+def test_float16_halves_the_file_of_the_paper_sized_mask_encoder():
+    f_m = build_codae().get_layer("f_m")
+    ratio = len(convert(f_m, "float16")) / len(convert(f_m, "float32"))
+    assert ratio <= 0.52
+
+
+def test_a_model_needing_a_non_builtin_op_names_the_op_and_the_layer():
+    import tensorflow as tf
+
+    class Erfinv(keras.layers.Layer):
+        def call(self, x):
+            return tf.math.erfinv(0.1 * x)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, Erfinv(name="quantile_layer")(keras.layers.Dense(4)(inputs)), name="m")
+    with pytest.raises(ExportError, match=r"needs tf\.Erfinv in layer\(s\) quantile_layer"):
+        convert(model, "float32")
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "does not exist"),
+    ("empty_dir", "has no model.keras"),
+    ("corrupt", "could not load a Keras model"),
+    ("text", "neither a run dir nor a .keras file"),
+])
+def test_bad_targets_give_one_clear_line(tmp_path, capsys, kind, message):
+    target = tmp_path / {"missing": "nope", "empty_dir": "run", "corrupt": "m.keras", "text": "notes.txt"}[kind]
+    if kind == "empty_dir":
+        target.mkdir()
+    elif kind == "corrupt":
+        target.write_bytes(b"PK\x03\x04 this is not a model")
+    elif kind == "text":
+        target.write_text("hello")
+    assert export_main([str(target)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tfphys-export: error:") and message in err[0]
+
+
+def test_int8_calibration_follows_the_converters_input_order():
+    # The converter puts the decoder's z_m before z; calibration data in Keras order would be fed
+    # to the wrong inputs (it failed with a CONCATENATION shape error before this was handled).
+    from export.convert import submodel_inputs
+    from export.latency import interpreter, keras_input_order, run_tflite
+
+    keras.utils.set_random_seed(0)
+    model = build_codae(**TINY, mask_filters=[8, 8, 8, 8])
+    decoder = model.get_layer("decoder")
+    x = (np.random.default_rng(0).random((8, 72, 58, 1)) < 0.05).astype("float32")
+    inputs = submodel_inputs(model, "decoder", [x])
+    order = keras_input_order(interpreter(convert(decoder, "float32")), [t.name for t in decoder.inputs],
+                              [t.shape[1:] for t in decoder.inputs])
+    assert order == [1, 0]
+    calibration = [[a[i:i + 1] for a in inputs] for i in range(8)]
+    with pytest.raises(ExportError, match="CONCATENATION"):
+        convert(decoder, "int8", calibration)  # Keras order: the bug this guards against
+    out = run_tflite(interpreter(convert(decoder, "int8", calibration, order)), [a[:1] for a in inputs])[0]
+    assert out.shape == (1, 72, 58, 1) and np.all(np.isfinite(out)) and np.all((out >= 0) & (out <= 1))
+
+
+def test_grouped_convolutions_export_as_one_grouped_conv2d_with_the_same_outputs():
+    # GroupedConv2D (g SPLIT/CONV_2D/CONCATENATION branches) is rewritten at export as
+    # Conv2D(groups=g): one CONV_2D per layer, and the same function of the input.
+    from export.convert import for_deployment
+    from export.latency import interpreter, run_tflite
+    from tfphys.layers import GroupedConv2D
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 10, 8), name="x")
+    h = GroupedConv2D(8, 3, groups=4, name="g1")(inputs)
+    sub_in = keras.Input((12, 10, 8))
+    sub = keras.Model(sub_in, GroupedConv2D(16, 3, strides=2, groups=2, name="g2")(sub_in), name="sub")
+    model = keras.Model(inputs, sub(keras.layers.LeakyReLU()(h)), name="m")
+    for v in model.weights:  # non-zero biases, so that a dropped bias would show
+        v.assign(np.random.default_rng(1).normal(size=v.shape).astype("float32"))
+    deploy = for_deployment(model)
+    assert deploy is not model and not any(isinstance(layer, GroupedConv2D) for layer in deploy.layers)
+    x = np.random.default_rng(2).normal(size=(3, 12, 10, 8)).astype("float32")
+    np.testing.assert_allclose(deploy.predict(x[:1], verbose=0), model.predict(x[:1], verbose=0), atol=1e-5)
+    content = convert(deploy, "float32")
+    assert "SPLIT" not in ops_used(content) and "CONCATENATION" not in ops_used(content)
+    assert "SPLIT" in ops_used(convert(model, "float32"))
+    lite = run_tflite(interpreter(content), [x[:1]])[0]
+    np.testing.assert_allclose(lite, model.predict(x[:1], verbose=0), atol=1e-4)
+    plain = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    assert for_deployment(plain) is plain  # nothing to rewrite: the model itself
+
+
+def test_outputs_of_a_multi_output_export_are_matched_to_keras_outputs():
+    # LiteRT lists this model's outputs in reverse; run_tflite must return them in Keras' order,
+    # and the exporter must compare every output, not only the first one it is handed.
+    from export.exporter import _compare
+    from export.latency import interpreter, run_tflite
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,), name="x")
+    model = keras.Model(inputs, [keras.layers.Dense(5, name="big")(inputs),
+                                 keras.layers.Dense(2, name="small")(inputs),
+                                 keras.layers.Dense(5, name="big2")(inputs)])
+    x = np.random.default_rng(0).normal(size=(1, 3)).astype("float32")
+    lite = run_tflite(interpreter(convert(model, "float32")), [x])
+    keras_out = model.predict(x, verbose=0)
+    assert [o.shape for o in lite] == [(1, 5), (1, 2), (1, 5)]
+    for a, b in zip(lite, keras_out):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    wrong = [lite[0], lite[1], lite[2] + 1.0]  # only the last output is off
+    with pytest.raises(ExportError, match="output 2"):
+        _compare("m", "float32", [np.asarray(o) for o in keras_out], wrong)
+
+
+def test_int8_keeps_the_output_sigmoid_float_so_small_probabilities_survive():
+    # An int8 sigmoid has a fixed output step of 1/256: p ≈ 3e-4 comes out as 0, and log p (the
+    # BCE anomaly score of a hit pixel) as -inf. The exporter keeps the output ops float.
+    from export.convert import output_names
+    from export.latency import interpreter, run_tflite
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,), name="x")
+    h = keras.layers.Dense(8, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(
+        4, activation="sigmoid", bias_initializer=keras.initializers.Constant(-8.0))(h))
+    rng = np.random.default_rng(0)
+    calibration = [[rng.normal(size=(1, 6)).astype("float32")] for _ in range(32)]
+    x = calibration[0][0]
+    p = model.predict(x, verbose=0)
+    assert np.all(p < 1 / 256)
+    plain = run_tflite(interpreter(convert(model, "int8", calibration)), [x])[0]
+    assert np.all(plain == 0)  # what a fully int8 graph does to small probabilities
+    names = output_names(convert(model, "float32"))
+    content = convert(model, "int8", calibration, keep_float=names)
+    kept = run_tflite(interpreter(content), [x])[0]
+    np.testing.assert_allclose(kept, p, rtol=0.2)
+    assert "FULLY_CONNECTED" in ops_used(content) and "LOGISTIC" in ops_used(content)

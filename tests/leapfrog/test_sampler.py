@@ -1,0 +1,220 @@
+"""LeapfrogLayers: exact invertibility and Jacobian, HMC at initialisation, exact sampling, and
+training / resume / evaluation / export refusal through the shared tools."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfphys import config as configs
+from tfphys import training
+from tfphys.leapfrog import hmc, u1
+from tfphys.leapfrog.sampler import LeapfrogSampler, build_leapfrog
+
+TINY = """
+[data]
+[pipeline]
+steps_per_epoch = 3
+val_steps = 2
+[model]
+lattice_size = 3
+n_leapfrog = 1
+n_chains = 4
+beta = 2.0
+beta_init = 1.0
+anneal_steps = 6
+units = [4]
+[train]
+epochs = 3
+seed = 0
+[train.optimizer]
+class_name = "Adam"
+learning_rate = 1e-2
+[eval]
+thermalise = 5
+trajectories = 20
+betas = [2.0]
+scan_trajectories = 10
+scan_thermalise = 2
+lengths = [1]
+"""
+
+
+@pytest.fixture
+def float64():
+    """Exactness tests in float64, so that float32 round-off (~1e-6·|v|) does not hide a bug."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    yield tf.float64
+    keras.config.set_floatx(floatx)
+    keras.config.set_dtype_policy(policy)
+
+
+def _random_sampler(size=2, n_leapfrog=2, scale=0.3, seed=0):
+    """A sampler whose nets are not zero (so s, t, q all act) — an 'arbitrarily trained' one."""
+    keras.utils.set_random_seed(seed)
+    return build_leapfrog(lattice_size=size, n_leapfrog=n_leapfrog, n_chains=3, units=[8],
+                          output_scale=scale, step_size=0.3, mask_seed=1)
+
+
+def _state(model, batch, seed, dtype=tf.float32):
+    x = model._flat(u1.random_links((batch, *model.link_shape), seed, dtype))
+    v = tf.random.stateless_normal(tf.shape(x), seed=[seed, 1], dtype=dtype)
+    return x, v
+
+
+def test_untrained_sampler_is_plain_hmc():
+    model = build_leapfrog(lattice_size=4, n_leapfrog=3, n_chains=5, units=[8], step_size=0.2)
+    x, v = _state(model, 5, 0)
+    xs, vs, logdet = model.forward(x, v, 2.0)
+    hx, hv = hmc.leapfrog(model._links(x), model._links(v), 2.0, 0.2, 3)
+    np.testing.assert_allclose(xs, model._flat(u1.wrap(hx)), atol=1e-5)
+    np.testing.assert_allclose(vs, model._flat(hv), atol=1e-5)
+    np.testing.assert_allclose(logdet, 0.0, atol=1e-5)
+
+
+def test_forward_then_backward_returns_the_initial_state(float64):
+    model = _random_sampler(size=4, n_leapfrog=3)
+    x, v = _state(model, 6, 1, float64)
+    xs, vs, ld_f = model.forward(x, v, 3.0)
+    assert np.abs(u1.wrap(xs - x)).max() > 0.1  # the map moved the links
+    xb, vb, ld_b = model.backward(xs, vs, 3.0)
+    assert np.abs(u1.wrap(xb - x)).max() <= 1e-5
+    assert np.abs(vb - v).max() <= 1e-5
+    np.testing.assert_allclose(ld_f + ld_b, 0.0, atol=1e-5)
+    xf, vf, _ = model.forward(*model.backward(x, v, 3.0)[:2], 3.0)  # and the other way round
+    assert np.abs(u1.wrap(xf - x)).max() <= 1e-5 and np.abs(vf - v).max() <= 1e-5
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_log_jacobian_equals_autodiff_log_determinant(direction, float64):
+    model = _random_sampler(size=2, n_leapfrog=2)
+    x, v = _state(model, 3, 2, float64)
+    dim = model.dim
+    z = tf.concat([x, v], -1)
+    run = getattr(model, direction)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        xs, vs, logdet = run(z[:, :dim], z[:, dim:], 2.0)
+        out = tf.concat([xs, vs], -1)
+    jac = tape.batch_jacobian(out, z).numpy()  # (3, 16, 16)
+    sign, logabs = np.linalg.slogdet(jac)
+    assert np.all(sign != 0)
+    assert np.abs(logdet).max() > 0.05  # a non-trivial Jacobian
+    np.testing.assert_allclose(logdet, logabs, atol=1e-9)
+
+
+def test_a_non_trivial_sampler_still_samples_the_exact_distribution():
+    """Detailed balance with the log-Jacobian in the MH test: ⟨cos x_P⟩ = exact within 3σ."""
+    beta, size = 2.0, 3
+    model = build_leapfrog(lattice_size=size, n_leapfrog=2, n_chains=48, units=[8], output_scale=0.2,
+                           step_size=0.25, beta=beta)
+    x = hmc.HMC(beta, 0.2, 5).thermalise(u1.random_links((48, size, size, 2), 3), 30)
+    chains = model.sample(x, 150, seed=4)
+    per_chain = chains.plaquette.mean(axis=0)
+    mean, err = per_chain.mean(), per_chain.std(ddof=1) / np.sqrt(len(per_chain))
+    exact = u1.exact_plaquette(beta, size)
+    assert abs(mean - exact) < 3 * err and err < 0.01, (mean, err, exact)
+    assert 0.2 < chains.acceptance.mean() < 0.99  # the nets change the dynamics, MH corrects it
+
+
+def test_loss_gradient_reaches_every_network_and_step_size():
+    model = _random_sampler(size=3, n_leapfrog=2, scale=0.05)
+    x = u1.random_links((3, 3, 3, 2), 5)
+    with tf.GradientTape() as tape:
+        x_star, prob = model.propose(x, 2.0, tf.constant([1, 2], tf.int64))
+        loss = -tf.reduce_mean(prob * tf.square(u1.charge_real(x_star) - u1.charge_real(x)))
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert all(g is not None for g in grads)
+    by_net = {}
+    for var, g in zip(model.trainable_variables, grads):
+        by_net.setdefault(var.path.split("/")[0], []).append(float(tf.reduce_sum(tf.abs(g))))
+    assert len(by_net) == 3 * 2 + 1 and all(sum(v) > 0 for v in by_net.values()), by_net
+
+
+def test_save_load_round_trip_keeps_nets_step_sizes_and_chains(tmp_path):
+    model = _random_sampler(size=3)
+    model.chain_x.assign(u1.random_links(model.chain_x.shape, 9))
+    path = tmp_path / "sampler.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+    assert isinstance(loaded, LeapfrogSampler)
+    np.testing.assert_array_equal(loaded.chain_x.numpy(), model.chain_x.numpy())
+    np.testing.assert_array_equal(loaded.step_sizes.numpy(), model.step_sizes.numpy())
+    seed = tf.constant([3, 4], tf.int64)
+    a, pa = model.propose(model.chain_x, 2.0, seed)
+    b, pb = loaded.propose(loaded.chain_x, 2.0, seed)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(pa, pb, atol=1e-6)
+
+
+class _InterruptAfter(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """tfphys-train leapfrog, interrupted after epoch 0 and resumed (the shared trainer)."""
+    tmp = tmp_path_factory.mktemp("leapfrog")
+    (tmp / "tiny.toml").write_text(TINY)
+    cfg = configs.load(tmp / "tiny.toml")
+    out = tmp / "run"
+    with pytest.raises(KeyboardInterrupt):
+        training.train("leapfrog", cfg, out, verbose=0, callbacks=[_InterruptAfter(0)])
+    result = training.train("leapfrog", cfg, out, verbose=0)
+    return out, result
+
+
+def test_training_runs_through_the_shared_trainer_and_resumes(trained_run):
+    out, result = trained_run
+    assert result.resumed_from_epoch == 1
+    assert [row["epoch"] for row in result.history] == [0, 1, 2]
+    betas = [row["beta"] for row in result.history]
+    # the annealing schedule continued after the resume (it follows optimizer.iterations)
+    assert betas[0] < betas[1] < betas[2] <= 2.0
+    assert all(0 <= row["acceptance"] <= 1 and np.isfinite(row["val_loss"]) for row in result.history)
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True, compile=False)
+    fresh = LeapfrogSampler.from_config(model.get_config())  # same seed: the same hot start
+    moved = np.abs(u1.wrap(model.chain_x - fresh.chain_x)).max(axis=(1, 2, 3))
+    assert np.all(moved > 1e-3)  # the chain state kept in the checkpoint is the chains' state
+
+
+def test_tfphys_eval_writes_the_comparison_report(trained_run, tmp_path):
+    from tfphys.cli import eval_main
+
+    out, _ = trained_run
+    assert eval_main([str(out), "--out", str(tmp_path / "eval")]) == 0
+    report = (tmp_path / "eval" / "report.md").read_text()
+    for needle in ("acceptance", "⟨cos x_P⟩", "τ_int(Q_Z)", "ESS(Q_Z) per CPU-second", "exact"):
+        assert needle in report
+    for png in ("chains", "tau_vs_beta", "tau_vs_length", "trajectory", "plaquette_trajectory"):
+        assert (tmp_path / "eval" / f"{png}.png").stat().st_size > 1000
+
+
+def test_tfphys_export_refuses_a_sampler_in_one_line(trained_run, capsys):
+    from export.cli import export_main
+
+    out, _ = trained_run
+    assert export_main([str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no TFLite export" in err[0], err
+
+
+def test_leapfrog_reads_no_data_file(tmp_path):
+    from tfphys.cli import train_main
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY)
+    data = tmp_path / "x.h5"
+    data.write_bytes(b"")
+    assert train_main(["leapfrog", "--config", str(cfg), "--data", str(data), "--out",
+                       str(tmp_path / "run")]) == 1

@@ -1,0 +1,67 @@
+"""CBAE — the constrained bottleneck autoencoder (Jesús-Valls, Lux & Sánchez 2022).
+
+``waveforms`` (the toy detector of Eq. 1.2: Landau response, noise, the HDF5 layout and what
+``tfphys-data cbae`` writes) → ``pipeline`` (``tf.data``) → ``model`` (the CBAE, Figure 1) →
+``evaluate`` (§4: parameter estimation, generation, denoising). This module declares the
+family's model for the registry (:data:`FAMILY`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tfphys.cbae import evaluate, model, pipeline, waveforms
+from tfphys.registry import DataCommand, Family, FileKind, ModelSpec
+
+
+def _datasets(cfg, path, seed):
+    data, pipe = cfg["data"], cfg["pipeline"]
+    return pipeline.cbae_datasets(path, batch_size=int(pipe.get("batch_size", 32)), seed=seed,
+                                  val_fraction=float(data.get("val_fraction", 0.2)),
+                                  max_waveforms=data.get("max_waveforms"))
+
+
+def _default_data(cfg):
+    data = cfg["data"]
+    return waveforms.default_dataset(int(data.get("default_n", 50_000)), int(data.get("default_seed", 20220601)))
+
+
+def _representative(cfg, n, seed):
+    data = cfg.get("data", {})
+    path = Path(data["path"]) if data.get("path") else _default_data(cfg)
+    parts = pipeline.split(waveforms.count(path), float(data.get("val_fraction", 0.2)), data.get("max_waveforms"))
+    chosen = np.sort(np.random.default_rng(seed).permutation(parts.n_train)[:n])
+    train = waveforms.read_waveforms(path, 0, int(chosen[-1]) + 1, clean=False)
+    return train.waveforms[chosen]
+
+
+def _data_arguments(c) -> None:
+    c.add_argument("--n", type=int, required=True, help="waveforms (the paper: 50000, split 40k/10k)")
+    c.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the generation (default 0)")
+    c.add_argument("--noise-sigma", type=float, default=waveforms.NOISE_SIGMA,
+                   help=f"Gaussian noise σ added before normalisation (default {waveforms.NOISE_SIGMA}, the paper's)")
+
+
+def _generate(args) -> str:
+    waveforms.generate(args.n, args.out, seed=args.seed, noise_sigma=args.noise_sigma)
+    return waveforms.summary(args.out)
+
+
+SPEC = ModelSpec(
+    name="cbae", family="cbae", build=model.build_cbae, datasets=_datasets, default_data=_default_data,
+    loss=model.ConstrainedBottleneckLoss, metrics=model.loss_terms, monitor="val_loss", mode="min",
+    description="constrained bottleneck autoencoder (toy detector waveforms, Jesús-Valls et al.)",
+    representative=_representative, evaluate=evaluate.evaluate,
+)
+
+FAMILY = Family(
+    name="cbae",
+    description="detector signals through a physical 2-d bottleneck (CBAE paper)",
+    specs=(SPEC,),
+    data_commands=(DataCommand("cbae", "generate CBAE toy-detector waveforms (Landau, Eq. 1.2) into an HDF5 file",
+                               _data_arguments, _generate),),
+    file_kinds=(FileKind("cbae", waveforms.is_waveform_file, waveforms.summary),),
+)

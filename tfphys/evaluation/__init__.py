@@ -1,1 +1,0 @@
-"""Evaluation: anomaly scores, metrics, and reports (tables and plots)."""

@@ -14,8 +14,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfphys.albus import evaluate, injections, model, pipeline, storage
-from tfphys.registry import DataCommand, Family, FileKind, ModelSpec, Scorer
+from tfphys.albus import commands, evaluate, model, pipeline, storage
+from tfphys.registry import Family, FileKind, ModelSpec, Scorer
 
 
 def _default_data(cfg):
@@ -53,25 +53,6 @@ def _score(net, spec, path, start, stop, seed):
     return {name: np.asarray(fn(outputs), np.float64) for name, fn in evaluate.STATISTICS.items()}
 
 
-def _data_arguments(a) -> None:
-    a.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
-    a.add_argument("--background", type=int, default=36, help="time-slide background maps (default 36)")
-    a.add_argument("--per-level", type=int, default=4, help="chirp maps per visibility level (default 4)")
-    a.add_argument("--levels", type=float, nargs="+", help="visibility levels (default 12 14 16 18 20 30 40 50 60)")
-    a.add_argument("--glitches", type=int, default=0, help="maps with a coherent glitch (default 0)")
-    a.add_argument("--psd", default="auto", choices=("auto", "O3", "analytic"),
-                   help="noise curve: O3 (needs pip install 'tfphys[gw]'), analytic aLIGO fit, or auto")
-    a.add_argument("--workers", type=int, help="processes (default: all cores)")
-    a.add_argument("--seed", type=int, default=0, help="seed of the generation (default 0)")
-
-
-def _generate(args) -> str:
-    storage.build(args.out, n_background=args.background, n_per_level=args.per_level,
-                  levels=tuple(args.levels or injections.VISIBILITY_LEVELS), n_glitch=args.glitches,
-                  seed=args.seed, workers=args.workers, psd=args.psd)
-    return storage.summary(args.out)
-
-
 SPEC = ModelSpec(
     name="albus", family="albus", build=model.build_albus, datasets=_datasets, default_data=_default_data,
     loss=keras.losses.MeanSquaredError, metrics=lambda: [], monitor="val_loss", mode="min",
@@ -85,8 +66,6 @@ FAMILY = Family(
     name="albus",
     description="long-duration gravitational-wave bursts in H1-L1 coherence maps (ALBUS paper)",
     specs=(SPEC,),
-    data_commands=(DataCommand("albus", "build ALBUS H1-L1 coherence maps with chirp injections into an HDF5 "
-                               "file (small default; the paper: --background 4500 --per-level 500)",
-                               _data_arguments, _generate),),
+    data_commands=commands.COMMANDS,
     file_kinds=(FileKind("albus", storage.is_albus_file, storage.summary),),
 )

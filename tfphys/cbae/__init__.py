@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tfphys.cbae import evaluate, model, pipeline, waveforms
-from tfphys.registry import DataCommand, Family, FileKind, ModelSpec
+from tfphys.cbae import commands, evaluate, model, pipeline, waveforms
+from tfphys.registry import Family, FileKind, ModelSpec
 
 
 def _datasets(cfg, path, seed):
@@ -37,19 +37,6 @@ def _representative(cfg, n, seed):
     return train.waveforms[chosen]
 
 
-def _data_arguments(c) -> None:
-    c.add_argument("--n", type=int, required=True, help="waveforms (the paper: 50000, split 40k/10k)")
-    c.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the generation (default 0)")
-    c.add_argument("--noise-sigma", type=float, default=waveforms.NOISE_SIGMA,
-                   help=f"Gaussian noise σ added before normalisation (default {waveforms.NOISE_SIGMA}, the paper's)")
-
-
-def _generate(args) -> str:
-    waveforms.generate(args.n, args.out, seed=args.seed, noise_sigma=args.noise_sigma)
-    return waveforms.summary(args.out)
-
-
 SPEC = ModelSpec(
     name="cbae", family="cbae", build=model.build_cbae, datasets=_datasets, default_data=_default_data,
     loss=model.ConstrainedBottleneckLoss, metrics=model.loss_terms, monitor="val_loss", mode="min",
@@ -61,7 +48,6 @@ FAMILY = Family(
     name="cbae",
     description="detector signals through a physical 2-d bottleneck (CBAE paper)",
     specs=(SPEC,),
-    data_commands=(DataCommand("cbae", "generate CBAE toy-detector waveforms (Landau, Eq. 1.2) into an HDF5 file",
-                               _data_arguments, _generate),),
+    data_commands=commands.COMMANDS,
     file_kinds=(FileKind("cbae", waveforms.is_waveform_file, waveforms.summary),),
 )

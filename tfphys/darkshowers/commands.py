@@ -30,7 +30,8 @@ def _generate_arguments(g) -> None:
     py.add_argument("--r-inv", type=float, dest="r_inv", metavar="FRACTION", help="SVJ invisible fraction (0.3)")
     py.add_argument("--meson-mass", type=float, dest="meson_mass_gev", metavar="GEV",
                     help="SUEP dark meson mass m_φ in GeV (2)")
-    py.add_argument("--temperature", type=float, dest="temperature_gev", metavar="GEV", help="SUEP temperature T in GeV (2)")
+    py.add_argument("--temperature", type=float, dest="temperature_gev", metavar="GEV",
+                    help="SUEP temperature T in GeV (2)")
     py.add_argument("--dark-photon-mass", type=float, dest="dark_photon_mass_gev", metavar="GEV",
                     help="SUEP m_A' in GeV (0.7)")
     py.add_argument("--dark-photon-decay", dest="dark_photon_decay", metavar="MODE",

@@ -292,6 +292,36 @@ def test_training_batches_are_half_background_half_chirps(small_file):
         albus_datasets(small_file, batch_size=4, target="boolean")
 
 
+def _kinds_file(path, kind):
+    """A valid ALBUS file of tiny blank maps with the given kinds: enough for the split."""
+    import h5py
+
+    n = len(kind)
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = storage.ALBUS_FORMAT
+        f["maps"] = np.zeros((n, 2, 3, 3), np.uint8)
+        f["targets"] = np.zeros((n, 2, 3), np.float16)
+        f["kind"] = np.asarray(kind, np.int8)
+        for name, (dtype, empty) in storage.PARAMS.items():
+            f[name] = np.full(n, empty, dtype)
+    return path
+
+
+def test_split_indices_for_a_seed_are_pinned(tmp_path):
+    """The same seed must keep giving the same split (and so the same losses): pinned indices."""
+    from tfphys.albus.pipeline import split_maps
+
+    path = _kinds_file(tmp_path / "kinds.h5", [0, 1, 2, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1, 0, 2, 0, 1])
+    for (val_fraction, seed, max_maps), expected in (
+        ((0.1, 0, None), ([0, 3, 7, 9, 11, 14, 16], [1, 4, 6, 8, 10, 12, 17], [5], [13])),
+        ((0.25, 4, None), ([0, 7, 9, 11, 14, 16], [1, 6, 8, 12, 13, 17], [3, 5], [4, 10])),
+        ((0.2, 1, 14), ([3, 5, 7, 11], [1, 4, 10, 12, 13], [0, 9], [6, 8])),
+    ):
+        split = split_maps(path, val_fraction=val_fraction, seed=seed, max_maps=max_maps)
+        got = (split.train_background, split.train_chirp, split.val_background, split.val_chirp)
+        assert tuple(a.tolist() for a in got) == expected and split.shape == (2, 3)
+
+
 def test_max_target_normalisation_keeps_the_profile_and_empty_maps():
     from tfphys.albus.pipeline import normalise_targets
 

@@ -129,6 +129,8 @@ def test_pipeline_split_targets_and_seeded_shuffle(tmp_path):
     path = tmp_path / "w.h5"
     wf.generate(100, path, seed=1, progress=False)
     assert split(50_000).n_train == 40_000 and split(50_000).held_out == (40_000, 50_000)
+    # pinned: Python's round (half to even) of n · val_fraction is held out, at the end
+    assert [split(*args).n_train for args in ((10, 0.25), (10, 0.25, 6), (7, 0.5), (9, 0.5))] == [8, 4, 3, 5]
     with pytest.raises(TfphysError, match="val_fraction"):
         split(100, 1.5)
     train, val = cbae_datasets(path, batch_size=16, seed=2, val_fraction=0.2)

@@ -81,6 +81,26 @@ def test_training_split_is_background_only_and_disjoint(mixed_file):
     assert len(hits) == 24 and hits.max() < 72 * 58  # no (fully hit) signal image leaks in
 
 
+def test_split_indices_for_a_seed_are_pinned(mixed_file, labelled_file):
+    """The same seed must keep giving the same split (and so the same losses): pinned indices."""
+    split = pipe.split_events(mixed_file, val_fraction=0.25, seed=0)
+    assert split.val.tolist() == [2, 4, 10, 11, 16, 21, 25, 29]
+    assert split.train.tolist() == sorted(set(range(32)) - set(split.val.tolist()))
+    assert pipe.split_events(mixed_file, val_fraction=0.25, seed=3).val.tolist() == [3, 12, 17, 25, 27, 28, 29, 30]
+    both = pipe.split_events(mixed_file, classes=(0, 1), val_fraction=0.1, seed=5, max_events=40)
+    assert both.val.tolist() == [6, 18, 24, 30] and len(both.train) == 36
+    mixed = pipe.contaminate(mixed_file, pipe.split_events(mixed_file, val_fraction=0.25, seed=3), 0.1, seed=3)
+    assert np.setdiff1d(mixed.train, np.arange(32)).tolist() == [35, 41, 45]
+    # the classifier's stratified split, read back from its (file-ordered) validation masks
+    masks = pipe.load_masks(labelled_file, np.arange(48)).reshape(48, -1)
+    for num_classes, seed, expected in ((3, 0, [2, 4, 10, 11, 18, 21, 26, 28, 31, 37, 42, 43]),
+                                        (2, 4, [0, 7, 9, 11, 16, 20, 30, 35, 40, 42, 43, 47])):
+        _, val = pipe.classifier_datasets(labelled_file, batch_size=64, seed=seed, num_classes=num_classes,
+                                          val_fraction=0.25, augmentation=False)
+        x = next(iter(val))[0].numpy().reshape(12, -1)
+        assert [int(np.flatnonzero((masks == row).all(axis=1))[0]) for row in x] == expected
+
+
 def test_pipeline_is_deterministic_under_a_seed(qcd_file):
     def first_epoch(seed):
         train, _ = pipe.autoencoder_datasets(qcd_file, batch_size=8, seed=seed)

@@ -1,8 +1,81 @@
-"""``tf.data`` pipelines, one module per family: read files, preprocess, augment, batch."""
+"""What every family's ``tf.data`` pipeline shares: the training/validation split of a file's items
+(:class:`Split`, :func:`check_val_fraction`, :func:`split_indices`, :func:`split_by_class`) and the
+dataset options. The pipelines themselves (read files, preprocess, augment, batch) live in each
+family's ``pipeline`` module.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
 import tensorflow as tf
+
+from tfphys.errors import TfphysError
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices of a file's items (events, maps, waveforms) selected for training and for validation."""
+
+    train: np.ndarray
+    val: np.ndarray
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train)
+
+    @staticmethod
+    def merge(parts: Iterable[Split]) -> Split:
+        """One split of the union of ``parts`` (e.g. one per class), each side sorted."""
+        parts = list(parts)
+        return Split(train=np.sort(np.concatenate([p.train for p in parts])),
+                     val=np.sort(np.concatenate([p.val for p in parts])))
+
+
+def check_val_fraction(val_fraction: float) -> float:
+    """``val_fraction`` as a float, or the one error for every family when it is not in (0, 1)."""
+    if not 0 < val_fraction < 1:
+        raise TfphysError(f"[data] val_fraction must lie in (0, 1), got {val_fraction}")
+    return float(val_fraction)
+
+
+def split_indices(indices, val_fraction: float, *, rng: np.random.Generator | None = None,
+                  rounding: Callable[[float], int] = round, too_few: str | None = None) -> Split:
+    """Split ``indices`` into training and validation parts, ``rounding(val_fraction · n)`` for validation.
+
+    With ``rng``: at random — the first ``n_val`` of ``rng.permutation(indices)`` are held out, each
+    part sorted. Without: contiguously — the last ``n_val`` are held out, in order. ``rounding`` is
+    Python's ``round`` (half to even) or ``math.ceil``. Both parts must be non-empty, else
+    ``TfphysError(too_few)``.
+    """
+    check_val_fraction(val_fraction)
+    indices = np.asarray(indices)
+    n_val = int(rounding(val_fraction * len(indices)))
+    if n_val < 1 or n_val >= len(indices):
+        raise TfphysError(too_few or f"{len(indices)} items cannot be split into training and validation "
+                                     f"parts with val_fraction={val_fraction}")
+    if rng is None:
+        return Split(train=indices[: len(indices) - n_val], val=indices[len(indices) - n_val:])
+    perm = rng.permutation(indices)
+    return Split(train=np.sort(perm[n_val:]), val=np.sort(perm[:n_val]))
+
+
+def split_by_class(labels, classes, val_fraction: float, *, seed: int, rounding: Callable[[float], int] = round,
+                   too_few: Callable[[object, int], str] | None = None) -> dict:
+    """A stratified random split: ``{c: Split of the items labelled c}`` for each of ``classes`` in turn,
+    all drawn from one generator seeded with ``seed``. ``too_few(c, n)``: the error message when class
+    ``c``'s ``n`` items cannot be split (see :func:`split_indices`).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    parts = {}
+    for c in classes:
+        idx = np.flatnonzero(labels == c)
+        parts[c] = split_indices(idx, val_fraction, rng=rng, rounding=rounding,
+                                 too_few=too_few(c, len(idx)) if too_few else None)
+    return parts
 
 
 def disable_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:

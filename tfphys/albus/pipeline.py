@@ -23,38 +23,40 @@ import numpy as np
 import tensorflow as tf
 
 from tfphys.albus import storage
+from tfphys.datasets import Split, check_val_fraction, split_by_class
 from tfphys.errors import TfphysError
 
 
 @dataclass(frozen=True)
-class Split:
-    train_background: np.ndarray
-    train_chirp: np.ndarray
-    val_background: np.ndarray
-    val_chirp: np.ndarray
+class MapSplit:
+    """The split of each class of an ALBUS file — background and chirp maps, one :class:`Split` each —
+    and the maps' (T, F) shape."""
+
+    background: Split
+    chirp: Split
     shape: tuple[int, int]
 
+    train_background = property(lambda self: self.background.train)
+    train_chirp = property(lambda self: self.chirp.train)
+    val_background = property(lambda self: self.background.val)
+    val_chirp = property(lambda self: self.chirp.val)
 
-def split_maps(path, *, val_fraction: float = 0.1, seed: int = 0, max_maps: int | None = None) -> Split:
-    """Seeded split of each class (background, chirp) into training and validation indices."""
-    if not 0 < val_fraction < 1:
-        raise TfphysError(f"val_fraction must be in (0, 1), got {val_fraction}")
+
+def split_maps(path, *, val_fraction: float = 0.1, seed: int = 0, max_maps: int | None = None) -> MapSplit:
+    """Seeded split of each class (background, chirp) into training and validation indices; ⌈val_fraction · n⌉
+    of each class are held out."""
+    check_val_fraction(val_fraction)
     with storage.open_albus(path) as f:
         kind = f["kind"][:]
         shape = tuple(f["maps"].shape[1:3])
     if max_maps is not None:
         kind = kind[: int(max_maps)]
-    rng = np.random.default_rng(seed)
-    parts = []
-    for k, name in ((0, "background"), (1, "chirp")):
-        idx = rng.permutation(np.flatnonzero(kind == k))
-        n_val = math.ceil(val_fraction * len(idx))
-        if len(idx) - n_val < 1 or n_val < 1:
-            raise TfphysError(f"data file {path} has {len(idx)} {name} maps: need at least 2 for a "
-                              f"training and a validation map (build more with `tfphys-data albus`)")
-        parts.append((np.sort(idx[n_val:]), np.sort(idx[:n_val])))
-    (tb, vb), (tc, vc) = parts
-    return Split(tb, tc, vb, vc, shape)
+    names = {0: "background", 1: "chirp"}
+    parts = split_by_class(
+        kind, names, val_fraction, seed=seed, rounding=math.ceil,
+        too_few=lambda k, n: f"data file {path} has {n} {names[k]} maps: need at least 2 for a training and a "
+                             f"validation map (build more with `tfphys-data albus`)")
+    return MapSplit(parts[0], parts[1], shape)
 
 
 class _Reader:

@@ -13,41 +13,32 @@ A whole 50k file is 200 MB of float32 in memory, so it is read once, not streame
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+import numpy as np
 import tensorflow as tf
 
 from tfphys.cbae import waveforms as wf
+from tfphys.datasets import Split, check_val_fraction, split_indices
 from tfphys.errors import TfphysError
-
-
-@dataclass(frozen=True)
-class Split:
-    """Waveform index ranges: training ``[0, n_train)`` and held-out ``[n_train, n)``."""
-
-    n_train: int
-    n: int
-
-    @property
-    def held_out(self) -> tuple[int, int]:
-        return self.n_train, self.n
 
 
 def split(n: int, val_fraction: float = 0.2, max_waveforms: int | None = None) -> Split:
     """The paper's split: the last ``val_fraction`` of the (first ``max_waveforms``) waveforms are held
-    out (50k → 40k / 10k). The waveforms of a file are i.i.d., so a contiguous split is a random one.
+    out (50k → 40k / 10k). The waveforms of a file are i.i.d., so a contiguous split is a random one:
+    training ``[0, n_train)``, held-out ``[n_train, n)`` (see :func:`_range`).
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise TfphysError(f"[data] val_fraction must be in (0, 1), got {val_fraction}")
+    check_val_fraction(val_fraction)
     if max_waveforms is not None:
         if max_waveforms <= 0:
             raise TfphysError(f"[data] max_waveforms must be positive, got {max_waveforms}")
         n = min(n, int(max_waveforms))
-    n_val = int(round(n * val_fraction))
-    if n_val < 1 or n - n_val < 1:
-        raise TfphysError(f"{n} waveforms cannot be split into training and held-out parts "
-                          f"with val_fraction = {val_fraction}")
-    return Split(n - n_val, n)
+    return split_indices(np.arange(n), val_fraction,
+                         too_few=f"{n} waveforms cannot be split into training and held-out parts "
+                                 f"with val_fraction = {val_fraction}")
+
+
+def _range(indices: np.ndarray) -> tuple[int, int]:
+    """``(start, stop)`` of a contiguous part of a :func:`split`, for :func:`~tfphys.cbae.waveforms.read_waveforms`."""
+    return int(indices[0]), int(indices[-1]) + 1
 
 
 def _dataset(data: wf.Waveforms, batch_size: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
@@ -77,8 +68,8 @@ def cbae_datasets(path, *, batch_size: int = 32, seed: int = 0, val_fraction: fl
     if batch_size <= 0:
         raise TfphysError(f"batch size must be positive, got {batch_size}")
     parts = split(wf.count(path), val_fraction, max_waveforms)
-    train = wf.read_waveforms(path, 0, parts.n_train, clean=False)
-    held_out = wf.read_waveforms(path, *parts.held_out, clean=False)
+    train = wf.read_waveforms(path, *_range(parts.train), clean=False)
+    held_out = wf.read_waveforms(path, *_range(parts.val), clean=False)
     return (_dataset(train, batch_size, shuffle=True, seed=seed),
             _dataset(held_out, batch_size, shuffle=False, seed=seed))
 
@@ -86,4 +77,4 @@ def cbae_datasets(path, *, batch_size: int = 32, seed: int = 0, val_fraction: fl
 def held_out(path, *, val_fraction: float = 0.2, max_waveforms: int | None = None) -> wf.Waveforms:
     """The held-out (test) waveforms of a training file, with their noiseless f(p)."""
     parts = split(wf.count(path), val_fraction, max_waveforms)
-    return wf.read_waveforms(path, *parts.held_out)
+    return wf.read_waveforms(path, *_range(parts.val))

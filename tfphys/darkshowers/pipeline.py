@@ -9,12 +9,12 @@ Everything random draws from the run's seed, so the same seed gives the same bat
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from tfphys.darkshowers import format as formats
+from tfphys.datasets import Split, check_val_fraction, split_by_class, split_indices
 from tfphys.errors import TfphysError
 
 DOWNSAMPLE = 5
@@ -65,14 +65,6 @@ _FLIP = tf.constant([0, 1, 0, 0, 1, 1])
 _ROLL_SIGN = tf.constant([0, 0, -1, 1, -1, 1])
 
 
-@dataclass(frozen=True)
-class Split:
-    """Event indices of one file selected for training and validation."""
-
-    train: np.ndarray
-    val: np.ndarray
-
-
 def split_events(path, *, classes=(0,), val_fraction: float = 0.1, max_events: int | None = None,
                  seed: int = 0) -> Split:
     """Pick events of the given classes (default: QCD only) and split them at random.
@@ -80,21 +72,15 @@ def split_events(path, *, classes=(0,), val_fraction: float = 0.1, max_events: i
     Training is background-only (paper §4.7); validation is a background-only hold-out used for
     model selection on SSIM.
     """
-    if not 0 < val_fraction < 1:
-        raise TfphysError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    check_val_fraction(val_fraction)
     with formats.open_darkshowers(path) as f:
         labels = f["label"][:]
     idx = np.flatnonzero(np.isin(labels, classes))
     if max_events is not None:
         idx = idx[:max_events]
-    n_val = int(round(val_fraction * len(idx)))
-    if len(idx) < 2 or n_val == 0 or n_val == len(idx):
-        raise TfphysError(
-            f"data file {path} has {len(idx)} events of class(es) {list(classes)}: too few for a "
-            f"training/validation split with val_fraction={val_fraction}"
-        )
-    perm = np.random.default_rng(seed).permutation(idx)
-    return Split(train=np.sort(perm[n_val:]), val=np.sort(perm[:n_val]))
+    return split_indices(idx, val_fraction, rng=np.random.default_rng(seed),
+                         too_few=f"data file {path} has {len(idx)} events of class(es) {list(classes)}: too few "
+                                 f"for a training/validation split with val_fraction={val_fraction}")
 
 
 class _BlockReader:
@@ -214,8 +200,7 @@ def classifier_datasets(
     """
     if num_classes not in (2, 3):
         raise TfphysError(f"num_classes must be 2 (QCD vs signal) or 3 (QCD, SUEP, SVJ), got {num_classes}")
-    if not 0 < val_fraction < 1:
-        raise TfphysError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    check_val_fraction(val_fraction)
     with formats.open_darkshowers(path) as f:
         labels = f["label"][:].astype(np.int64)
     if max_events is not None:
@@ -223,17 +208,11 @@ def classifier_datasets(
     targets = labels if num_classes == 3 else (labels != 0).astype(np.int64)
     if np.all(targets == 0) or np.all(targets != 0):
         raise TfphysError(f"data file {path} needs both QCD (label 0) and signal events to train a classifier")
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for c in np.unique(targets):
-        idx = rng.permutation(np.flatnonzero(targets == c))
-        n_val = int(round(val_fraction * len(idx)))
-        if n_val == 0 or n_val == len(idx):
-            raise TfphysError(f"data file {path} has {len(idx)} events of class {c}: too few for a "
-                              f"stratified split with val_fraction={val_fraction}")
-        val.append(idx[:n_val])
-        train.append(idx[n_val:])
-    train, val = np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+    split = Split.merge(split_by_class(
+        targets, np.unique(targets), val_fraction, seed=seed,
+        too_few=lambda c, n: f"data file {path} has {n} events of class {c}: too few for a stratified split "
+                             f"with val_fraction={val_fraction}").values())
+    train, val = split.train, split.val
     counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
     per_class = np.where(counts > 0, len(targets) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
     weights = per_class[targets] if balance else np.ones(len(targets))

@@ -147,11 +147,6 @@ def add_coherent_glitches(h1: np.ndarray, l1: np.ndarray, times_s, rng: np.rando
     return times
 
 
-def time_slide(stream: np.ndarray, shift_s: float, sample_rate_hz: float = SAMPLE_RATE_HZ) -> np.ndarray:
-    """The stream shifted circularly by ``shift_s`` (a time slide; §I.A, ref. [20])."""
-    return np.roll(stream, round(shift_s * sample_rate_hz))
-
-
 def time_slide_pairs(h1: np.ndarray, l1: np.ndarray, map_duration_s: float, *,
                      min_shift_s: float = 500.0, sample_rate_hz: float = SAMPLE_RATE_HZ):
     """Background (H1, L1) pairs of ``map_duration_s`` from time slides of two long streams.

@@ -36,7 +36,7 @@ clear :class:`~tfphys.errors.TfphysError` per failure. No TensorFlow is imported
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,15 +154,6 @@ class WaveformWriter(ChunkWriter):
 
     def append(self, chunk: Mapping[str, np.ndarray]) -> None:
         self._append({name: chunk[name] for name in self.names})
-
-
-def write_waveforms(path, chunks: Iterable[Mapping[str, np.ndarray]], *, generator: str,
-                    seed: int | None = None, **attrs) -> int:
-    """Write an iterable of chunks (``simulate`` outputs) to ``path``; return the waveforms written."""
-    with WaveformWriter(path, generator=generator, seed=seed, **attrs) as out:
-        for chunk in chunks:
-            out.append(chunk)
-        return len(out)
 
 
 def generate(n: int, out: str | os.PathLike, *, seed: int = 0, noise_sigma: float = NOISE_SIGMA,

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from export.convert import convert
+from export.latency import interpreter, run_tflite
 from tfphys.darkshowers.codae import build_cae, build_codae
 from tfphys.darkshowers.layers import SpatialConditioning
 from tfphys.darkshowers.losses import SSIM, SummedBinaryCrossentropy
@@ -103,15 +105,9 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, build):
 def test_paper_sized_models_convert_to_builtin_tflite_ops(build):
     keras.utils.set_random_seed(0)
     model = build()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    flatbuffer = converter.convert()  # raises if any op needs Flex (no Flex delegate in TF ≥ 2.20)
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
-    interpreter.allocate_tensors()
+    flatbuffer = convert(model, "float32")  # builtin ops only: raises if any op needs Flex (TF ≥ 2.20 has none)
     x = _masks(1, seed=3)
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    (out,) = run_tflite(interpreter(flatbuffer), [x])  # the LiteRT runtime, as deployed
     # float32 both ways; XNNPACK sums in another order, which through ~30 normalised layers of an
     # untrained net moves probabilities by ~1e-4 (seen up to 1.2e-4).
     np.testing.assert_allclose(out, model.predict(x, verbose=0), atol=5e-4)

@@ -89,8 +89,8 @@ def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: in
                           f"{', '.join(scoring)}")
     other = [k.name for k in registry.file_kinds() if k.name != scorer.file_kind and k.recognises(data)]
     if other:
-        raise TfphysError(f"{run} holds a {spec.name} model (it scores {scorer.file_kind} files) but {data} "
-                          f"is a {other[0]} file")
+        raise TfphysError(f"{run} holds a {spec.name} model but {data} is a {other[0]} file "
+                          f"(it scores {scorer.file_kind} files)")
     n_events = scorer.n_events(data)
     start, stop = shard_range(n_events, i, n_shards)
     chunk = scorer.chunk

@@ -55,14 +55,14 @@ def augment(mask: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     k = tf.random.stateless_uniform(
         (), tf.stack([seed[0], seed[1] + 1]), minval=1, maxval=ROLL_MAX_K + 1, dtype=tf.int32
     )
-    mask = tf.cond(tf.gather(_FLIP, which) > 0, lambda: tf.reverse(mask, axis=[1]), lambda: mask)
-    return tf.roll(mask, shift=tf.gather(_ROLL_SIGN, which) * ROLL_STEP * k, axis=0)
+    mask = tf.cond(tf.gather(tf.constant(_FLIP), which) > 0, lambda: tf.reverse(mask, axis=[1]), lambda: mask)
+    return tf.roll(mask, shift=tf.gather(tf.constant(_ROLL_SIGN), which) * ROLL_STEP * k, axis=0)
 
 
 # Per augmentation in AUGMENTATIONS: mirror η? and roll direction in φ (roll_up moves rows
 # towards row 0, i.e. shift −8k; roll_down towards the last row, +8k; wrap-around either way).
-_FLIP = tf.constant([0, 1, 0, 0, 1, 1])
-_ROLL_SIGN = tf.constant([0, 0, -1, 1, -1, 1])
+_FLIP = (0, 1, 0, 0, 1, 1)  # plain tuples: no TensorFlow op at import (a multiworker strategy must come first)
+_ROLL_SIGN = (0, 0, -1, 1, -1, 1)
 
 
 def split_events(path, *, classes=(0,), val_fraction: float = 0.1, max_events: int | None = None,

@@ -281,7 +281,7 @@ def test_evaluation_helpers_on_known_inputs():
     rng = np.random.default_rng(0)
     mu, sigma = ev.gaussian_fit(rng.normal(0.3, 2.0, 200_000))
     assert mu == pytest.approx(0.3, abs=0.02) and sigma == pytest.approx(2.0, rel=0.01)
-    with pytest.raises(TfphysError):
+    with pytest.raises(TfphysError, match="a Gaussian fit needs ≥ 10 finite values, got 2"):
         ev.gaussian_fit([1.0, 2.0])
     truth = rng.normal(size=(5, 1024))
     assert ev.generation_errors(truth, truth)["worst"] == 0.0

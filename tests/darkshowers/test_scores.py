@@ -46,14 +46,32 @@ def test_bce_argument_order_matters():
         S.sse(x, x_hat[:1])
 
 
-def test_total_energy_is_eq4_per_channel():
-    images = np.zeros((2, 6, 4, 3))
-    images[0, 1, 2] = [1.0, 2.0, 3.0]
-    images[1, :, :, 2] = 0.5
-    assert np.allclose(S.total_energy(images, 0), [1, 0])
-    assert np.allclose(S.total_energy(images, 2), [3, 12])
+def test_total_energy_is_eq4_per_channel_as_the_evaluation_reports_it(tmp_path):
+    """Eq. 4, s(c) = Σ_ij x_ijc per channel, pinned where tfphys-eval reports it: the "Total energy"
+    rows read from a test file (and their AUROC) are S.total_energy of the file's images."""
+    from tfphys.darkshowers import evaluate as E
+    from tfphys.darkshowers import format as formats
+
+    images = np.zeros((3, *formats.IMAGE_SHAPE), np.float32)
+    images[0, 1, 2] = [1.0, 2.0, 3.0]          # QCD: one deposit in each channel
+    images[1, :6, :4, 2] = 0.5                 # QCD: 24 HCAL cells of 0.5
+    images[2, 100:108, 7, 0] = 0.25            # signal: 8 tracks of 0.25
+    expected = [[1.0, 2.0, 3.0], [0.0, 0.0, 12.0], [2.0, 0.0, 0.0]]
+    assert S.total_energy(images).dtype == np.float64
+    assert S.total_energy(images).tolist() == expected
+    path = tmp_path / "eq4.h5"
+    formats.write_darkshowers(path, [{"images": images, "label": np.array([0, 0, 1], np.int8),
+                                      "mass": np.array([0, 0, 400], np.float32),
+                                      "n_tracks": np.array([1, 0, 8], np.int32)}], generator="test")
+    test = E.read_test_file(path)
+    rows = E.physics_scores(test)
+    assert list(rows) == ["Total energy (Trk)", "Total energy (ECAL)", "Total energy (HCAL)", "nTracks"]
+    assert [rows[f"Total energy ({c})"].tolist() for c in E.CHANNELS] == np.transpose(expected).tolist()
+    table = E.detection_table(rows, test["label"], test["mass"])
+    assert table["Total energy (Trk)"]["auroc"] == {"SUEP 400": 1.0}   # signal 2 > QCD 1, 0
+    assert table["Total energy (HCAL)"]["auroc"] == {"SUEP 400": 0.0}  # signal 0 < QCD 3, 12
     with pytest.raises(ValueError):
-        S.total_energy(images, 3)
+        S.total_energy(images[0])
 
 
 def test_auroc_and_fpr40_on_a_constructed_roc():

@@ -23,6 +23,11 @@ and KL-F; other models (e.g. a supervised classifier) their registry ``anomaly_s
 component's sign is arbitrary, so each ``Z_i`` is oriented on the QCD-vs-all-signals AUROC (and the
 table says so). Baselines (§5.2): total energy per channel (Eq. 4) and nTracks from the file.
 
+The work is split in two: :func:`compute` scores the test file and builds a
+:class:`DarkShowerResults` (every number, table and array of the report; no file written), and
+:func:`write_report` writes the files above from it. :func:`evaluate` — what ``tfphys-eval`` runs —
+opens the runs (:mod:`tfphys.rundir`), computes, then reports.
+
 ASO (Table 3): for each mass point, each score's AUROC distribution over ``n_subsets``
 class-balanced subsets (paper: 1000 × 2k) is compared with :func:`tfphys.metrics.aso`
 (deepsig's ε_min, vectorised — identical numbers, ~10³× faster), so the full table takes seconds.
@@ -31,6 +36,7 @@ class-balanced subsets (paper: 1000 × 2k) is compared with :func:`tfphys.metric
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +44,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from tfphys import metrics
+from tfphys import metrics, rundir
 from tfphys.darkshowers import format as formats
 from tfphys.darkshowers import scores as S
 from tfphys.errors import TfphysError
@@ -47,11 +53,14 @@ from tfphys.errors import TfphysError
 DEFAULT_TEST_N = 300
 FPR_TPR = 0.4
 SIGNALS = {1: "SUEP", 2: "SVJ"}
+#: the image channels of Eq. 4 (0 tracker, 1 ECAL, 2 HCAL), by the names the tables use
+CHANNELS = ("Trk", "ECAL", "HCAL")
 
 
 # ------------------------------------------------------------------------------------ data
 def read_test_file(path) -> dict[str, np.ndarray]:
-    """Masks ``(n, 72, 58, 1)``, total E_T per channel ``(n, 3)``, ``label``, ``mass``, ``n_tracks``.
+    """Masks ``(n, 72, 58, 1)``, total E_T per channel ``(n, 3)`` (Eq. 4,
+    :func:`~tfphys.darkshowers.scores.total_energy`), ``label``, ``mass``, ``n_tracks``.
 
     Refuses a file without background or without any signal class: there is nothing to rank.
     """
@@ -65,7 +74,7 @@ def read_test_file(path) -> dict[str, np.ndarray]:
         for start in tqdm(range(0, n, block), desc="total energy", unit="block", disable=None):
             images = f["images"][start:start + block]
             formats.check_finite(images, path, start)
-            energy[start:start + len(images)] = images.sum(axis=(1, 2), dtype=np.float64)
+            energy[start:start + len(images)] = S.total_energy(images)
     if not (label == 0).any():
         raise TfphysError(f"test file {path} has no QCD background (label 0) events")
     if not np.isin(label, list(SIGNALS)).any():
@@ -85,7 +94,8 @@ def _mass_name(cls: int, mass: float) -> str:
 
 
 # ------------------------------------------------------------------------------------ scores
-def model_scores(model, spec, x: np.ndarray, *, seed: int = 0, batch_size: int = 64) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def model_scores(model, spec, x: np.ndarray, *, seed: int = 0,
+                 batch_size: int = 64) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """All §4.6 scores of one trained model on masks ``x``; also its reconstructions (or None)."""
     from tfphys.darkshowers.codvae import GumbelSoftmaxLatent, kl_scores, reconstruct
 
@@ -188,6 +198,119 @@ def reconstruction_quality(x: np.ndarray, recon: np.ndarray) -> dict[str, tuple[
             (("MSE", mse), ("SSE", sse), ("SSIM", ssim.astype(np.float64)))}
 
 
+# ------------------------------------------------------------------------------------ compute
+@dataclass
+class DarkShowerResults:
+    """Everything ``tfphys-eval`` reports for dark-shower runs: the numbers of Tables 1–4, the
+    per-event scores and the arrays behind Figures 5–6. Built by :func:`compute`, written by
+    :func:`write_report`; no file is touched in between."""
+
+    #: the test file (as given), its per-event ``label``, ``mass`` and the masks (Figure 6 inputs)
+    test_file: str
+    label: np.ndarray
+    mass: np.ndarray
+    masks: np.ndarray
+    #: per-event scores, larger = more anomalous: the physics baselines first, then the models'
+    scores: dict[str, np.ndarray]
+    #: the physics baselines' keys in ``scores`` (Eq. 4 per channel, then nTracks)
+    physics: list[str]
+    #: model label → its keys in ``scores``
+    per_model: dict[str, list[str]]
+    #: Tables 1–2 (:func:`detection_table`)
+    detection: dict[str, dict[str, dict]]
+    #: model label → its score with the best AUROC averaged over the mass points
+    best_scores: dict[str, str]
+    #: Table 3 (:func:`aso_table`) and how its AUROC distributions were drawn
+    aso: dict[str, dict[str, dict[str, float]]]
+    aso_settings: str
+    #: Table 4: model label → {"MSE"|"SSE"|"SSIM": (mean, std)} on QCD
+    reconstruction: dict[str, dict[str, tuple[float, float]]]
+    #: Figure 5: model label (file-name safe) → its ``Z_m`` latents ``(n, 2)``
+    latents: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Figure 6: model label → its reconstructions of ``masks``
+    reconstructions: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def roc_scores(self) -> list[str]:
+        """The scores drawn in ``roc.png``: nTracks and each model's best."""
+        return ["nTracks", *self.best_scores.values()]
+
+    def summary(self) -> dict[str, Any]:
+        """The numbers of the tables, as ``results.json`` holds them."""
+        label = self.label
+        return {
+            "test_file": self.test_file, "n_events": int(len(label)), "n_background": int((label == 0).sum()),
+            "n_signal": int((label != 0).sum()), "models": list(self.per_model), "detection": self.detection,
+            "best_scores": self.best_scores, "aso": self.aso, "aso_settings": self.aso_settings,
+            "reconstruction": self.reconstruction,
+        }
+
+
+def _model_label(name: str) -> str:
+    return name.upper() if name in ("cae", "ae", "cct") else {
+        "codae": "CoDAE", "codvae": "Cat. CoDVAE", "dirvae": "Dirichlet VAE"}.get(name, name)
+
+
+def physics_scores(test: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The §5.2 baselines: Eq. 4 total energy per channel (:func:`~tfphys.darkshowers.scores.total_energy`,
+    summed once when the file is read) and nTracks from the file."""
+    out = {f"Total energy ({name})": test["energy"][:, c] for c, name in enumerate(CHANNELS)}
+    out["nTracks"] = test["n_tracks"]
+    return out
+
+
+def compute(test: dict[str, np.ndarray], models, *, test_file, seed: int, n_subsets: int = 1000,
+            subset_size: int = 2000, progress: bool = True) -> DarkShowerResults:
+    """Score ``test`` (:func:`read_test_file`) with the physics baselines and every ``(spec, model)``
+    of ``models`` (in order; none is allowed: the baselines alone) and build Tables 1–4."""
+    label, mass = test["label"], test["mass"]
+    is_signal = label != 0
+    all_scores: dict[str, np.ndarray] = physics_scores(test)
+    physics = list(all_scores)
+    per_model: dict[str, list[str]] = {}
+    latents, recons, quality = {}, {}, {}
+    names_seen: dict[str, int] = {}
+    for spec, model in tqdm(models, desc="models", unit="model", disable=None if progress else True):
+        label_name = _model_label(spec.name)
+        names_seen[label_name] = names_seen.get(label_name, 0) + 1
+        if names_seen[label_name] > 1:
+            label_name = f"{label_name} #{names_seen[label_name]}"
+        s, recon = model_scores(model, spec, test["masks"], seed=seed)
+        keys = []
+        for name, values in s.items():
+            values, shown = _orient(name, values, is_signal)
+            key = f"{label_name} ({shown})"
+            all_scores[key] = values
+            keys.append(key)
+        per_model[label_name] = keys
+        if "f_m" in [layer.name for layer in model.layers]:
+            latents[label_name.replace(" ", "_").replace(".", "")] = np.stack(
+                [s[k] for k in s if k.startswith("Z")], axis=1)
+        if recon is not None:
+            recons[label_name] = recon
+            qcd = label == 0
+            quality[label_name] = reconstruction_quality(test["masks"][qcd], recon[qcd])
+
+    table = detection_table(all_scores, label, mass)
+    model_best = {m: _best(table, keys) for m, keys in per_model.items()}
+    latent_best = {m: _best(table, [k for k in keys if "(Z" in k or "(−Z" in k])
+                   for m, keys in per_model.items() if any("(Z" in k or "(−Z" in k for k in keys)}
+    candidates = list(dict.fromkeys([*latent_best.values(), *model_best.values()]))
+    baselines = ["nTracks", _best(table, physics[:3]), *model_best.values()]
+    baselines = list(dict.fromkeys(baselines))
+    n_min = min(int((label == 0).sum()),
+                *(int(((label == c) & (mass == m)).sum()) for c, m in mass_points(label, mass)))
+    size = min(subset_size, 2 * n_min)
+    aso = aso_table(all_scores, label, mass, candidates, baselines, n_subsets=n_subsets,
+                    subset_size=size, seed=seed)
+    return DarkShowerResults(
+        test_file=str(test_file), label=label, mass=mass, masks=test["masks"], scores=all_scores,
+        physics=physics, per_model=per_model, detection=table, best_scores=model_best, aso=aso,
+        aso_settings=f"{n_subsets} class-balanced subsets of {size} events per mass point "
+                     f"(paper: 1000 × 2000; capped by the smallest class), 1000 bootstrap iterations",
+        reconstruction=quality, latents=latents, reconstructions=recons)
+
+
 # ------------------------------------------------------------------------------------ report
 def _fmt_table(title, table, keys, metric, top_best, scale=100.0, fmt="{:.2f}") -> list[str]:
     points = list(next(iter(table.values()))[metric])
@@ -218,7 +341,9 @@ def _fmt_table(title, table, keys, metric, top_best, scale=100.0, fmt="{:.2f}") 
     return lines + [""]
 
 
-def write_tables(path, results: dict[str, Any]) -> Path:
+def write_tables(path, results: DarkShowerResults) -> Path:
+    """``tables.md``: Tables 1–4 of ``results``."""
+    results = results.summary()
     table, keys = results["detection"], list(results["detection"])
     lines = [f"# Dark-shower anomaly detection — {results['test_file']}", "",
              f"{results['n_events']} test events: {results['n_background']} QCD, "
@@ -255,7 +380,9 @@ def write_tables(path, results: dict[str, Any]) -> Path:
     return path
 
 
-def _plots(out: Path, data, all_scores, table, best, latents, recons) -> None:
+def write_plots(out, results: DarkShowerResults) -> None:
+    """``roc.png`` (nTracks and each model's best score), ``latent_*.png`` (Figure 5) and
+    ``reconstructions.png`` (Figure 6) of ``results``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -263,7 +390,10 @@ def _plots(out: Path, data, all_scores, table, best, latents, recons) -> None:
     from scipy.stats import gaussian_kde
     from sklearn.metrics import roc_curve
 
-    label, mass = data["label"], data["mass"]
+    out = Path(out)
+    label, mass = results.label, results.mass
+    all_scores, best = results.scores, results.roc_scores
+    latents, recons = results.latents, results.reconstructions
     points = mass_points(label, mass)
     cols = 5
     rows = -(-len(points) // cols)
@@ -319,7 +449,7 @@ def _plots(out: Path, data, all_scores, table, best, latents, recons) -> None:
         fig, axes = plt.subplots(len(pick), 1 + len(recons), figsize=(2.2 * (1 + len(recons)), 2.6 * len(pick)),
                                  squeeze=False)
         for r, i in enumerate(pick):
-            panels = [("input", data["masks"][i])] + [(n, rec[i]) for n, rec in recons.items()]
+            panels = [("input", results.masks[i])] + [(n, rec[i]) for n, rec in recons.items()]
             for c, (title, img) in enumerate(panels):
                 axes[r, c].imshow(img[..., 0], cmap="viridis", vmin=0, vmax=1, aspect="auto")
                 axes[r, c].set_xticks([])
@@ -333,83 +463,58 @@ def _plots(out: Path, data, all_scores, table, best, latents, recons) -> None:
         plt.close(fig)
 
 
+def write_json(path, results: DarkShowerResults) -> Path:
+    """``results.json``: every number of the tables."""
+    path = Path(path)
+    path.write_text(json.dumps(results.summary(), indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_scores(path, results: DarkShowerResults) -> Path:
+    """``scores.h5``: the per-event scores with ``label`` and ``mass``."""
+    path = Path(path)
+    with h5py.File(path, "w") as f:
+        f["label"], f["mass"] = results.label.astype(np.int8), results.mass.astype(np.float32)
+        f.attrs["test_file"] = results.test_file
+        for key, values in results.scores.items():
+            f.create_dataset(key.replace("/", "_"), data=np.asarray(values, np.float64))
+    return path
+
+
+def write_report(results: DarkShowerResults, out) -> Path:
+    """Every file of ``tfphys-eval`` (see the module docstring) into ``out``; returns ``tables.md``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "results.json", results)
+    write_scores(out / "scores.h5", results)
+    write_plots(out, results)
+    return write_tables(out / "tables.md", results)
+
+
+# ------------------------------------------------------------------------------------ tfphys-eval
+def open_models(runs) -> list[tuple[Any, Any]]:
+    """``(spec, model)`` of every run dir in ``runs``, opened by :func:`tfphys.rundir.open_run`
+    (a bad run dir or ``model.keras`` is one :class:`TfphysError` line); each must be a
+    dark-shower model."""
+    models = []
+    for run_dir in runs:
+        run = rundir.open_run(run_dir)
+        if run.spec.evaluate is not evaluate:
+            raise TfphysError(f"{run_dir} holds a {run.spec.name} model, not a dark-shower model")
+        models.append((run.spec, run.load_model()))
+    return models
+
+
 def evaluate(run: Path, cfg: dict[str, Any], out: Path, data: Path | None, seed: int, *,
              others=(), n_subsets: int = 1000, subset_size: int = 2000) -> Path:
-    """Evaluate ``run`` (and ``others``) on ``data`` (default: a cached toy test set with
-    ``DEFAULT_TEST_N`` events per component); return the path of ``tables.md``."""
-    import keras
-
-    from tfphys import registry
+    """Evaluate ``run`` (and ``others``, ``[(run_dir, cfg), …]``) on ``data`` (default: a cached toy
+    test set with ``DEFAULT_TEST_N`` events per component); return the path of ``tables.md``."""
     from tfphys.darkshowers.generate import default_dataset
 
+    models = open_models([run, *(run_dir for run_dir, _ in others)])
     if data is None:
         base_seed = int(cfg.get("data", {}).get("default_seed", 20240902))
         data = default_dataset("all", DEFAULT_TEST_N, base_seed + 2)
-    test = read_test_file(data)
-    label, mass = test["label"], test["mass"]
-    is_signal = label != 0
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    all_scores: dict[str, np.ndarray] = {
-        "Total energy (Trk)": test["energy"][:, 0], "Total energy (ECAL)": test["energy"][:, 1],
-        "Total energy (HCAL)": test["energy"][:, 2], "nTracks": test["n_tracks"],
-    }
-    physics = list(all_scores)
-    per_model: dict[str, list[str]] = {}
-    latents, recons, quality = {}, {}, {}
-    names_seen: dict[str, int] = {}
-    for run_dir, run_cfg in tqdm([(Path(run), cfg), *others], desc="models", unit="model", disable=None):
-        spec = registry.get(run_cfg["model_name"])
-        if spec.evaluate is not evaluate:
-            raise TfphysError(f"{run_dir} holds a {spec.name} model, not a dark-shower model")
-        model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True, compile=False)
-        label_name = spec.name.upper() if spec.name in ("cae", "ae", "cct") else {
-            "codae": "CoDAE", "codvae": "Cat. CoDVAE", "dirvae": "Dirichlet VAE"}.get(spec.name, spec.name)
-        names_seen[label_name] = names_seen.get(label_name, 0) + 1
-        if names_seen[label_name] > 1:
-            label_name = f"{label_name} #{names_seen[label_name]}"
-        s, recon = model_scores(model, spec, test["masks"], seed=seed)
-        keys = []
-        for name, values in s.items():
-            values, shown = _orient(name, values, is_signal)
-            key = f"{label_name} ({shown})"
-            all_scores[key] = values
-            keys.append(key)
-        per_model[label_name] = keys
-        if "f_m" in [layer.name for layer in model.layers]:
-            latents[label_name.replace(" ", "_").replace(".", "")] = np.stack(
-                [s[k] for k in s if k.startswith("Z")], axis=1)
-        if recon is not None:
-            recons[label_name] = recon
-            qcd = label == 0
-            quality[label_name] = reconstruction_quality(test["masks"][qcd], recon[qcd])
-
-    table = detection_table(all_scores, label, mass)
-    model_best = {m: _best(table, keys) for m, keys in per_model.items()}
-    latent_best = {m: _best(table, [k for k in keys if "(Z" in k or "(−Z" in k])
-                   for m, keys in per_model.items() if any("(Z" in k or "(−Z" in k for k in keys)}
-    candidates = list(dict.fromkeys([*latent_best.values(), *model_best.values()]))
-    baselines = ["nTracks", _best(table, physics[:3]), *model_best.values()]
-    baselines = list(dict.fromkeys(baselines))
-    n_min = min(int((label == 0).sum()), *(int(((label == c) & (mass == m)).sum()) for c, m in mass_points(label, mass)))
-    size = min(subset_size, 2 * n_min)
-    aso = aso_table(all_scores, label, mass, candidates, baselines, n_subsets=n_subsets,
-                    subset_size=size, seed=seed)
-
-    results = {
-        "test_file": str(data), "n_events": int(len(label)), "n_background": int((label == 0).sum()),
-        "n_signal": int(is_signal.sum()), "models": list(per_model), "detection": table,
-        "best_scores": model_best, "aso": aso,
-        "aso_settings": f"{n_subsets} class-balanced subsets of {size} events per mass point "
-                        f"(paper: 1000 × 2000; capped by the smallest class), 1000 bootstrap iterations",
-        "reconstruction": quality,
-    }
-    (out / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-    with h5py.File(out / "scores.h5", "w") as f:
-        f["label"], f["mass"] = label.astype(np.int8), mass.astype(np.float32)
-        f.attrs["test_file"] = str(data)
-        for key, values in all_scores.items():
-            f.create_dataset(key.replace("/", "_"), data=np.asarray(values, np.float64))
-    _plots(out, test, all_scores, table, ["nTracks", *model_best.values()], latents, recons)
-    return write_tables(out / "tables.md", results)
+    results = compute(read_test_file(data), models, test_file=data, seed=seed, n_subsets=n_subsets,
+                      subset_size=subset_size)
+    return write_report(results, out)

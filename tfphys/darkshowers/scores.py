@@ -82,10 +82,12 @@ RECONSTRUCTION_SCORES = {
 }
 
 
-def total_energy(images: np.ndarray, channel: int) -> np.ndarray:
-    """Eq. (4): ``s(c) = Σ_{i,j} x_{i,j,c}`` — total E_T (p_T for the tracker) in channel ``c``
-    (0 tracker, 1 ECAL, 2 HCAL) of images ``(batch, H, W, 3)``."""
+def total_energy(images: np.ndarray) -> np.ndarray:
+    """Eq. (4), the total-energy baseline: ``s(c) = Σ_i^H Σ_j^W x_{i,j,c}`` for every channel ``c``
+    (0 tracker p_T, 1 ECAL E_T, 2 HCAL E_T) of images ``(batch, H, W, C)`` → ``(batch, C)``,
+    summed in float64 — the sums :func:`tfphys.darkshowers.evaluate.read_test_file` reports as the
+    "Total energy (Trk / ECAL / HCAL)" rows."""
     images = np.asarray(images)
-    if images.ndim != 4 or not 0 <= channel < images.shape[-1]:
-        raise ValueError(f"need images (batch, H, W, C) and a channel in [0, C), got {images.shape}, {channel}")
-    return images[..., channel].reshape(len(images), -1).sum(axis=1, dtype=np.float64)
+    if images.ndim != 4:
+        raise ValueError(f"need images (batch, H, W, C), got shape {images.shape}")
+    return images.sum(axis=(1, 2), dtype=np.float64)

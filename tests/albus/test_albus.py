@@ -273,19 +273,26 @@ def test_a_foreign_file_is_refused(tmp_path, qcd_file):
 
 
 def test_training_batches_are_half_background_half_chirps(small_file):
-    from tfphys.albus.pipeline import albus_datasets
+    from tfphys.albus.pipeline import albus_datasets, read_maps, split_maps
 
     train, val = albus_datasets(small_file, batch_size=4, seed=0, val_fraction=0.2)
     batches = list(train)
     assert len(batches) == 2  # 6 maps per class − ⌈20 %⌉ = 4 for training, 2 per half batch
+    split = split_maps(small_file, val_fraction=0.2, seed=0)
+    backgrounds, chirps = (read_maps(small_file, idx)[0] for idx in (split.train_background, split.train_chirp))
+    seen = []
     for x, y in batches:
         assert x.shape == (4, *SMALL.shape, 3) and y.shape == (4, *SMALL.shape, 1)
-        assert 0 <= float(np.min(x)) and float(np.max(x)) <= 1
+        # each map is a training map of its class as the network sees it (uint8 / 255)
+        for k, m in enumerate(x.numpy()):
+            pool = backgrounds if k % 2 == 0 else chirps
+            seen.append((k % 2, next(i for i, p in enumerate(pool) if np.array_equal(p, m))))
         sums = y.numpy().reshape(4, -1).sum(axis=1)
         # background, chirp, background, chirp: each half (one replica's share with 2 workers) balanced
         assert np.all(sums[0::2] == 0) and np.all(sums[1::2] > 0)
         # "max" targets (the default): each chirp target divided by its own peak
         np.testing.assert_allclose(y.numpy().reshape(4, -1).max(axis=1), [0, 1, 0, 1], atol=1e-6)
+    assert sorted(seen) == [(c, i) for c in (0, 1) for i in range(4)]  # an epoch: every training map once
     with pytest.raises(TfphysError, match="even"):
         albus_datasets(small_file, batch_size=3)
     with pytest.raises(TfphysError, match="target must be one of"):

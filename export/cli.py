@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfphys.cli import _import_tensorflow_quietly, _run
+from tfphys.cli import _import_tensorflow_quietly, _run, add_seed, add_threads
 
 
 def export_parser() -> argparse.ArgumentParser:
@@ -16,20 +16,22 @@ def export_parser() -> argparse.ArgumentParser:
                     "LiteRT runtime against Keras, time it at batch 1 and write report.json, "
                     "report.md and latency.png.",
     )
-    p.add_argument("target", help="a tfphys-train run dir or a .keras file")
+    p.add_argument("target", metavar="RUN", help="a tfphys-train run dir (or a .keras file)")
     precision = p.add_mutually_exclusive_group()
     for name, text in (("float16", "float16 weights (default; the paper's HLT export)"),
                        ("float32", "float32 only"),
                        ("int8", "full-integer quantisation calibrated on training data")):
         precision.add_argument(f"--{name}", dest="precision", action="store_const", const=name, help=text)
     p.add_argument("--out", help="output dir (default: next to the model)")
-    p.add_argument("--threads", type=int, default=1, help="LiteRT threads (default 1, the HLT setting)")
-    p.add_argument("--runs", type=int, default=200, help="timed invocations (default 200)")
+    add_threads(p, default=1, text="LiteRT threads per process, and TensorFlow's for the Keras timing "
+                                   "(default 1: the HLT setting, not all cores)")
+    p.add_argument("--iterations", type=int, default=200, metavar="K", help="timed invocations (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed warm-up invocations (default 20)")
     p.add_argument("--budget-ms", type=float, default=100.0, help="latency budget for p99 (default 100)")
     p.add_argument("--data", help="labelled HDF5 file (background + signal) for validation and AUROC "
                    "(default: the model family's cached sample)")
     p.add_argument("--samples", type=int, default=100, help="validation events per class (default 100)")
+    add_seed(p, "the validation and calibration samples")
     p.add_argument("--no-submodels", dest="submodels", action="store_false",
                    help="skip exporting the nested sub-models (CoDAE: f_R, f_m, decoder)")
     p.set_defaults(precision="float16")
@@ -42,9 +44,9 @@ def _export(args: argparse.Namespace) -> int:
     from export.exporter import export
     from export.report import verdict
 
-    report = export(args.target, args.precision, args.out, threads=args.threads, runs=args.runs,
+    report = export(args.target, args.precision, args.out, threads=args.threads, iterations=args.iterations,
                     warmup=args.warmup, budget_ms=args.budget_ms, data=args.data,
-                    samples=args.samples, submodels=args.submodels)
+                    samples=args.samples, seed=args.seed, submodels=args.submodels)
     print(verdict(report).replace("**", ""))
     for name, sub in report["submodels"].items():
         print(f"  {name:<8} p50 {sub['latency_ms']['p50']:7.2f} ms  p99 {sub['latency_ms']['p99']:7.2f} ms")

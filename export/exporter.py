@@ -18,7 +18,7 @@ from export import convert as conv
 from export import latency
 from export import report as reports
 from tfphys import config as configs
-from tfphys import registry
+from tfphys import registry, rundir
 
 #: Allowed (max |Δ|, mean |Δ|) between LiteRT and Keras outputs, in units of
 #: max(1, max |Keras output|). int8 output tensors have 256 levels and a pixel near a decision
@@ -27,22 +27,22 @@ TOLERANCE = {"float32": (1e-3, 1e-4), "float16": (2e-2, 2e-3), "int8": (0.5, 1e-
 
 
 def load_target(target) -> tuple[keras.Model, dict[str, Any], Path]:
-    """A run dir or a ``.keras`` file → (model, config, model path), with one clear error each."""
+    """A run dir or a ``.keras`` file → (model, config, model path), with one clear error each.
+
+    A run dir is opened by :func:`tfphys.rundir.open_run` (the messages of every command that
+    takes a run); a ``.keras`` file takes the config of the run dir it sits in, if any.
+    """
     target = Path(target)
     if not target.exists():
         raise conv.ExportError(f"{target} does not exist")
     if target.is_dir():
-        path = target / "model.keras"
-        if not path.exists():
-            raise conv.ExportError(f"{target} is not a tfphys run dir: it has no model.keras")
-    elif target.suffix == ".keras":
-        path = target
-    else:
+        run = rundir.open_run(target)
+        return run.load_model(), run.config, run.model_path
+    if target.suffix != ".keras":
         raise conv.ExportError(f"{target} is neither a run dir nor a .keras file")
-    model = registry.load_model(path)
-    cfg_path = path.parent / "config.toml"
-    cfg = configs.load(cfg_path) if cfg_path.exists() else {}
-    return model, cfg, path
+    model = registry.load_model(target)
+    in_run = (target.parent / rundir.CONFIG).is_file()
+    return model, rundir.read_config(target.parent) if in_run else {}, target
 
 
 def _spec_and_config(model, cfg):
@@ -94,7 +94,7 @@ def _compare(name, precision, reference: list[np.ndarray], exported: list[np.nda
     return worst[0], worst[1], tolerances[0]
 
 
-def _measure(name, keras_model, inputs, calibration, precision, out, *, threads, runs, warmup,
+def _measure(name, keras_model, inputs, calibration, precision, out, *, threads, iterations, warmup,
              budget_ms, timings=None) -> dict[str, Any]:
     """Convert at ``precision`` and float32, validate against Keras on ``inputs``, time all three.
 
@@ -119,10 +119,10 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
     _compare(name, "float32", reference, outputs["float32"])
 
     one = [x[:1] for x in inputs]
-    t_exported = latency.time_tflite(interps[precision], one, runs=runs, warmup=warmup)
+    t_exported = latency.time_tflite(interps[precision], one, runs=iterations, warmup=warmup)
     t_float32 = (t_exported if precision == "float32"
-                 else latency.time_tflite(interps["float32"], one, runs=runs, warmup=warmup))
-    t_keras = latency.time_keras(keras_model, one, runs=runs, warmup=warmup)
+                 else latency.time_tflite(interps["float32"], one, runs=iterations, warmup=warmup))
+    t_keras = latency.time_keras(keras_model, one, runs=iterations, warmup=warmup)
     if timings is not None:
         timings[f"LiteRT {precision}"] = t_exported
         if precision != "float32":
@@ -156,17 +156,19 @@ def _keras_threads() -> int:
     return tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
 
 
-def export(target, precision: str = "float16", out=None, *, threads: int = 1, runs: int = 200,
+def export(target, precision: str = "float16", out=None, *, threads: int = 1, iterations: int = 200,
            warmup: int = 20, budget_ms: float = 100.0, data=None, samples: int = 100,
            calibration_samples: int = 200, seed: int = 0, submodels: bool = True) -> dict[str, Any]:
     """Export ``target`` (run dir or ``.keras``) at ``precision``; write files and reports to ``out``.
 
     ``data``: a labelled file (background and signal) for validation and the AUROC; without it, the
     model family's default labelled sample is used. ``samples``: events per class for that.
+    ``iterations``: timed invocations (after ``warmup`` untimed ones) of every engine.
     Returns the report dict (also written as ``report.json``).
     """
-    if threads < 1 or runs < 2 or warmup < 0 or budget_ms <= 0 or samples < 1:
-        raise conv.ExportError("need --threads ≥ 1, --runs ≥ 2, --warmup ≥ 0, --budget-ms > 0, --samples ≥ 1")
+    if threads < 1 or iterations < 2 or warmup < 0 or budget_ms <= 0 or samples < 1:
+        raise conv.ExportError("need --threads ≥ 1, --iterations ≥ 2, --warmup ≥ 0, --budget-ms > 0, "
+                               "--samples ≥ 1")
     if precision not in conv.PRECISIONS:
         raise conv.ExportError(f"unknown precision {precision!r}; expected one of {', '.join(conv.PRECISIONS)}")
     model, cfg, model_path = load_target(target)
@@ -184,7 +186,7 @@ def export(target, precision: str = "float16", out=None, *, threads: int = 1, ru
         calibration = [[rep[i:i + 1]] for i in range(len(rep))]
 
     timings: dict[str, np.ndarray] = {}
-    main = _measure("model", model, [x], calibration, precision, out, threads=threads, runs=runs,
+    main = _measure("model", model, [x], calibration, precision, out, threads=threads, iterations=iterations,
                     warmup=warmup, budget_ms=budget_ms, timings=timings)
     aurocs = {"auroc_keras": None, "auroc_float32": None, "auroc_exported": None}
     if spec.anomaly_score is not None and is_signal is not None:
@@ -204,7 +206,7 @@ def export(target, precision: str = "float16", out=None, *, threads: int = 1, ru
                 cal_in = conv.submodel_inputs(model, name, [np.concatenate([c[0] for c in calibration])])
                 sub_cal = [[a[i:i + 1] for a in cal_in] for i in range(len(cal_in[0]))]
             result = _measure(name, sub, sub_inputs, sub_cal, precision, out, threads=threads,
-                              runs=runs, warmup=warmup, budget_ms=budget_ms)
+                              iterations=iterations, warmup=warmup, budget_ms=budget_ms)
             subs[name] = {k: v for k, v in result.items() if not k.startswith("_") and k != "tolerance"}
 
     lat = main["latency_ms"]
@@ -215,7 +217,7 @@ def export(target, precision: str = "float16", out=None, *, threads: int = 1, ru
         "threads": threads,
         "keras_threads": _keras_threads(),
         "batch_size": 1,
-        "runs": runs,
+        "iterations": iterations,
         "warmup": warmup,
         "size_bytes": main["size_bytes"],
         "size_bytes_float32": main["size_bytes_float32"],
@@ -243,5 +245,5 @@ def export(target, precision: str = "float16", out=None, *, threads: int = 1, ru
     reports.write_json(report, out / "report.json")
     reports.write_markdown(report, out / "report.md")
     reports.plot_latency(timings, budget_ms, out / "latency.png",
-                         title=f"{spec.name}: batch 1, {threads} thread(s), {runs} runs")
+                         title=f"{spec.name}: batch 1, {threads} thread(s), {iterations} timed invocations")
     return report

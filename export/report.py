@@ -61,7 +61,8 @@ def write_markdown(report: dict[str, Any], path) -> Path:
         verdict(r), "",
         f"# Export report: `{r['model']}` at {r['precision']}", "",
         f"Source `{r.get('source', '?')}`; CPU {r['cpu']['model']} ({r['cpu']['cores']} cores); "
-        f"{r.get('runs', '?')} timed runs after {r.get('warmup', '?')} warm-up runs.", "",
+        f"{r.get('iterations', r.get('runs', '?'))} timed invocations after {r.get('warmup', '?')} warm-up "
+        f"invocations.", "",
         "| path | size | p50 / p99 ms | mean ms | max ms | GFLOP/s (p50) |",
         "|---|---|---|---|---|---|",
     ]

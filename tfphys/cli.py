@@ -1,16 +1,27 @@
-"""Command-line entry points: ``tfphys-train``, ``tfphys-data``, ``tfphys-eval`` and ``tfphys-score``.
+"""Command-line entry points: ``tfphys-train``, ``tfphys-data``, ``tfphys-eval`` and ``tfphys-score``
+(``tfphys-export`` is :mod:`export.cli`, on the same helpers).
 
 Thin by design: parse, call the library, report. A :class:`~tfphys.errors.TfphysError` (bad file,
 bad config, unknown name) is printed as one line ``PROG: error: MESSAGE`` with exit status 1;
 argparse usage errors exit with 2; anything else is a bug and keeps its traceback.
+
+One vocabulary for the five commands: a command that does several things has subcommands
+(``tfphys-data info|darkshowers|import|cbae|albus``, ``tfphys-score shard|merge``); ``RUN`` is a
+``tfphys-train`` run dir, opened by :mod:`tfphys.rundir` everywhere; ``--data FILE`` is a data file
+read, ``--out`` what is written; ``--seed`` is a seed (default 0; ``tfphys-train --seed`` overrides
+``[train] seed``); ``--threads T`` is TensorFlow's (and LiteRT's) threads per process (default: all
+cores, except ``tfphys-export``, which times at 1 thread, the HLT setting); ``--workers K`` is
+worker processes (default: all cores); ``--set SECTION.KEY=VALUE`` overrides one key of a config.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -43,30 +54,56 @@ def _run(prog: str, main: Callable[[argparse.Namespace], int], parser: argparse.
         return 1
 
 
+THREADS_HELP = "TensorFlow threads per process (default: all cores; e.g. cores ÷ processes on one machine)"
+WORKERS_HELP = "worker processes (default: all cores)"
+
+
+def add_seed(p: argparse.ArgumentParser, what: str) -> None:
+    """``--seed S`` (default 0), the same option in every command."""
+    p.add_argument("--seed", type=int, default=0, metavar="S", help=f"seed of {what} (default 0)")
+
+
+def add_threads(p: argparse.ArgumentParser, *, default: int | None = None, text: str = THREADS_HELP) -> None:
+    """``--threads T``: TensorFlow's (and LiteRT's) intra- and inter-op threads per process."""
+    p.add_argument("--threads", type=int, default=default, metavar="T", help=text)
+
+
+def check_count(option: str, value: int | None) -> None:
+    """``--threads``/``--workers``: None (the default) or a positive count."""
+    if value is not None and value < 1:
+        raise TfphysError(f"{option} must be a positive number, got {value}")
+
+
 def _import_tensorflow_quietly(threads: int | None = None, strategy: str | None = None):
     """Import TensorFlow and initialise its devices without its C++ start-up notes (oneDNN,
     "could not find cuda drivers"), which are noise on a CPU machine.
 
     ``threads``: limit TensorFlow's intra- and inter-op thread pools (set before the runtime
-    starts; e.g. so that Keras is timed on as many cores as LiteRT).
+    starts; e.g. so that Keras is timed on as many cores as LiteRT). ``import tfphys`` imports
+    TensorFlow but starts no runtime, so the limit holds in a command; in a process whose runtime
+    already runs (a test calling several commands), it stays as it was.
     ``strategy``: a :mod:`tfphys.distribute` strategy name; the strategy is created first (it
     must precede every other TensorFlow op) and returned.
     """
-    if "tensorflow" in sys.modules and strategy is None:
+    check_count("--threads", threads)
+    if "tensorflow" in sys.modules and strategy is None and threads is None:
         return None
     from tfphys.console import quiet
 
     made = None
     with quiet():
+        import tensorflow as tf
+
+        if threads is not None:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
+            except RuntimeError:  # the runtime already started in this process
+                pass
         if strategy is not None:
             from tfphys.distribute import make_strategy
 
             made = make_strategy(strategy)
-        import tensorflow as tf
-
-        if threads is not None:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
         tf.config.list_logical_devices()
     # Python-side notes such as "5 out of the last 15 calls … triggered tf.function retracing"
     # (every sub-model predicted once during an export) are not the user's business.
@@ -88,8 +125,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override [train] epochs")
     p.add_argument("--batch-size", type=int, help="override [pipeline] batch_size")
     p.add_argument("--out", help="run dir (default: runs/MODEL)")
-    p.add_argument("--seed", type=int, help="override [train] seed")
+    p.add_argument("--seed", type=int, metavar="S", help="override [train] seed (the seed of the run)")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    add_threads(p)
     from tfphys.distribute import STRATEGIES
 
     p.add_argument("--strategy", choices=STRATEGIES, default="default",
@@ -100,7 +138,7 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    strategy = _import_tensorflow_quietly(strategy=args.strategy)
+    strategy = _import_tensorflow_quietly(threads=args.threads, strategy=args.strategy)
     from tfphys import config as configs
 
     registry.get(args.model)  # unknown model: error before anything is loaded
@@ -129,8 +167,11 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 # ----------------------------------------------------------------------------------- tfphys-data
 def data_parser() -> argparse.ArgumentParser:
     """``tfphys-data info FILE`` plus the subcommands every family contributes (its generators)."""
-    p = argparse.ArgumentParser(prog="tfphys-data", description="Generate and inspect tfphys data files.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(
+        prog="tfphys-data",
+        description="Generate and inspect tfphys data files: 'tfphys-data info FILE' checks a file of any "
+                    "family; the other subcommands write one (see 'tfphys-data SUBCOMMAND -h').")
+    sub = p.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     i = sub.add_parser("info", help="validate a data file of any family and summarise its content")
     i.add_argument("file")
     for command in registry.data_commands():
@@ -170,27 +211,103 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="tfphys-train run dir(s) (model.keras + config.toml)")
     p.add_argument("--data", help="evaluation data file (default: the model family's cached test sample)")
     p.add_argument("--out", help="report dir (default: FIRST_RUN/eval)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="sets",
+                   help="override a key of the run's saved config for this evaluation only; VALUE in TOML "
+                        "(5000, 1e-3, true, [2, 3], \"text\"); repeatable, e.g. --set eval.trajectories=5000 "
+                        "--set 'eval.betas=[2, 3]' (leapfrog sizes: [eval] of models/leapfrog.toml)")
+    add_seed(p, "the evaluation's random draws")
+    add_threads(p)
     return p
 
 
-def _run_config(run) -> dict:
+_MISSING = object()
+
+
+def _lookup(cfg: dict, path: tuple[str, ...]):
+    for part in path:
+        if not isinstance(cfg, dict) or part not in cfg:
+            return _MISSING
+        cfg = cfg[part]
+    return cfg
+
+
+def parse_set(text: str) -> tuple[tuple[str, ...], object]:
+    """``"eval.betas=[2, 3]"`` → ``(("eval", "betas"), [2, 3])``: a dotted key and a TOML value."""
+    key, sep, raw = text.partition("=")
+    path = tuple(part.strip() for part in key.split("."))
+    if not sep or len(path) < 2 or not all(path) or not raw.strip():
+        raise TfphysError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. eval.trajectories=5000")
+    try:
+        parsed = tomllib.loads(f"value = {raw.strip()}")
+    except tomllib.TOMLDecodeError:
+        parsed = {}
+    if set(parsed) != {"value"}:
+        raise TfphysError(f"--set {'.'.join(path)}={raw.strip()}: not a TOML value (numbers 5000 or 1e-3, "
+                          f"true/false, lists [2, 3], strings in quotes \"text\")")
+    return path, parsed["value"]
+
+
+def _kind(value) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def apply_sets(cfg: dict, sets: Sequence[str], defaults: dict | None = None) -> dict:
+    """A copy of ``cfg`` with every ``SECTION.KEY=VALUE`` of ``sets`` applied.
+
+    The key must be one of ``cfg`` or of ``defaults`` (the model's ``models/MODEL.toml``), and the
+    value of the same kind as the one it replaces (an integer may replace a number).
+    """
+    out = copy.deepcopy(cfg)
+    for text in sets:
+        path, value = parse_set(text)
+        key = ".".join(path)
+        current = _lookup(cfg, path)
+        if current is _MISSING:
+            current = _lookup(defaults or {}, path)
+        if current is _MISSING:
+            table = _lookup(cfg, path[:-1])
+            known = sorted(table) if isinstance(table, dict) else []
+            where = (f"keys of [{'.'.join(path[:-1])}]: {', '.join(known)}" if known
+                     else f"sections: {', '.join(k for k, v in cfg.items() if isinstance(v, dict))}")
+            raise TfphysError(f"--set {key}: the run's config has no key {key} ({where})")
+        if isinstance(current, dict):
+            raise TfphysError(f"--set {key}: [{key}] is a table; set its keys one by one ({key}.KEY=VALUE)")
+        if isinstance(current, float) and type(value) is int:
+            value = float(value)
+        if type(value) is not type(current):
+            raise TfphysError(f"--set {key}={value!r}: expected {_kind(current)} like {current!r}, "
+                              f"got {_kind(value)}")
+        table = out
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+        table[path[-1]] = value
+    return out
+
+
+def _overridden(run, sets: Sequence[str]) -> dict:
+    """The run's saved config with ``--set`` applied (and validated, when the config module can)."""
+    if not sets:
+        return run.config
     from tfphys import config as configs
 
-    if not (run / "config.toml").is_file():
-        raise TfphysError(f"{run} is not a tfphys-train run dir: it has no config.toml")
-    cfg = configs.load(run / "config.toml")
-    if not cfg.get("model_name"):
-        raise TfphysError(f"{run / 'config.toml'} names no model (no model_name key)")
-    return cfg
+    default_path = configs.default_config_path(run.spec.name)
+    defaults = configs.load(default_path) if default_path.is_file() else {}
+    cfg = apply_sets(run.config, sets, defaults)
+    validate = getattr(configs, "validate", None)
+    return validate(cfg) if callable(validate) else cfg
 
 
 def _eval(args: argparse.Namespace) -> int:
     """The first run's family evaluates; ``spec.evaluate(run, cfg, out, data, seed)`` gets the
-    other runs as ``others=[(run, cfg), ...]`` (families that compare models accept it)."""
-    runs = [Path(r) for r in args.runs]
-    cfgs = [_run_config(r) for r in runs]
-    _import_tensorflow_quietly()
+    other runs as ``others=[(run, cfg), ...]`` (families that compare models accept it).
+    ``--set`` applies to the config of every run given."""
+    from tfphys import rundir
+
+    runs = [rundir.open_run(r) for r in args.runs]
+    cfgs = [_overridden(run, args.sets) for run in runs]
+    runs = [run.path for run in runs]
+    _import_tensorflow_quietly(threads=args.threads)
 
     spec = registry.get(cfgs[0]["model_name"])
     if spec.evaluate is None:
@@ -216,28 +333,34 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
 def score_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tfphys-score",
-        description="Score a large file in shards: each process scores events [i·n/N, (i+1)·n/N) "
-                    "into OUT/scores-IIIII-of-NNNNN.h5; then --merge OUT checks that every event was "
-                    "scored exactly once and writes OUT/scores.h5 (see tfphys/scoring.py).",
+        description="Score a large file in shards, then merge them (see tfphys/scoring.py): 'tfphys-score "
+                    "shard RUN --data FILE --out DIR --shard i/N' scores events [i·n/N, (i+1)·n/N) into "
+                    "DIR/scores-IIIII-of-NNNNN.h5 (one process per shard, anywhere); 'tfphys-score merge DIR' "
+                    "checks that every event was scored exactly once and writes DIR/scores.h5.",
     )
-    p.add_argument("run", nargs="?", metavar="RUN", help="tfphys-train run dir (dark-shower model or albus)")
-    p.add_argument("--data", help="HDF5 file to score (dark-shower events or ALBUS maps)")
-    p.add_argument("--out", help="output dir for the shard files")
-    p.add_argument("--shard", default="0/1", metavar="i/N", help="score shard i of N (default 0/1: everything)")
-    p.add_argument("--threads", type=int, metavar="T",
-                   help="TensorFlow threads per process (e.g. cores ÷ processes on one machine)")
-    p.add_argument("--seed", type=int, default=0, help="seed of Monte-Carlo scores (CoDVAE KL)")
-    p.add_argument("--merge", metavar="OUT", help="merge the shard files of OUT instead of scoring")
+    sub = p.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    s = sub.add_parser("shard", help="score one shard of a file with a trained model",
+                       description="Score shard i of N of --data with the model of RUN into "
+                                   "DIR/scores-IIIII-of-NNNNN.h5.")
+    s.add_argument("run", metavar="RUN", help="tfphys-train run dir (dark-shower model or albus)")
+    s.add_argument("--data", required=True, metavar="FILE",
+                   help="HDF5 file to score (dark-shower events or ALBUS maps)")
+    s.add_argument("--out", required=True, metavar="DIR", help="output dir for the shard files")
+    s.add_argument("--shard", default="0/1", metavar="i/N", help="score shard i of N (default 0/1: everything)")
+    add_threads(s)
+    add_seed(s, "the Monte-Carlo scores, CoDVAE's KL")
+    m = sub.add_parser("merge", help="merge the shard files of DIR into DIR/scores.h5",
+                       description="Check that the shard files of DIR score every event exactly once "
+                                   "and write DIR/scores.h5 in file order.")
+    m.add_argument("dir", metavar="DIR", help="the --out dir of the shards")
     return p
 
 
 def _score(args: argparse.Namespace) -> int:
     from tfphys import scoring
 
-    if args.merge:
-        if args.run or args.data:
-            raise TfphysError("--merge OUT takes no RUN or --data")
-        path = scoring.merge(args.merge)
+    if args.command == "merge":
+        path = scoring.merge(args.dir)
         import h5py
 
         with h5py.File(path, "r") as f:
@@ -245,11 +368,7 @@ def _score(args: argparse.Namespace) -> int:
                   f"once; scores: {', '.join(f['scores'])}")
         print(f"scores: {path}")
         return 0
-    if not (args.run and args.data and args.out):
-        raise TfphysError("give RUN, --data FILE and --out DIR (or --merge OUT)")
     shard = scoring.parse_shard(args.shard)
-    if args.threads is not None and args.threads < 1:
-        raise TfphysError(f"--threads must be positive, got {args.threads}")
     _import_tensorflow_quietly(threads=args.threads)
     path = scoring.score_shard(args.run, args.data, args.out, shard=shard, seed=args.seed)
     print(f"shard {shard[0]}/{shard[1]}: {path}")
@@ -257,4 +376,9 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def score_main(argv: Sequence[str] | None = None) -> int:
-    return _run("tfphys-score", _score, score_parser(), argv)
+    parser = score_parser()
+    given = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if any(a == "--merge" or a.startswith("--merge=") for a in given):
+        parser.error("--merge DIR is now a subcommand: tfphys-score merge DIR "
+                     "(and scoring: tfphys-score shard RUN --data FILE --out DIR)")
+    return _run("tfphys-score", _score, parser, argv)

@@ -1,5 +1,5 @@
-"""Sharded scoring of large files: ``tfphys-score RUN --data FILE --shard i/N --out DIR``, then
-``tfphys-score --merge DIR``.
+"""Sharded scoring of large files: ``tfphys-score shard RUN --data FILE --out DIR --shard i/N`` in
+every process, then ``tfphys-score merge DIR`` once.
 
 A million dark-shower events or ALBUS time-slide maps are scored by N independent processes
 (hosts, ``srun`` tasks, or cores of one machine): shard ``i`` of ``N`` scores the events
@@ -34,8 +34,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tfphys import config as configs
-from tfphys import registry
+from tfphys import registry, rundir
 from tfphys.errors import TfphysError
 
 SHARD_NAME = "scores-{i:05d}-of-{n:05d}.h5"
@@ -66,11 +65,9 @@ def shard_range(n_events: int, i: int, n_shards: int) -> tuple[int, int]:
 
 
 def _load_run(run: Path):
-    if not (run / "config.toml").is_file() or not (run / "model.keras").is_file():
-        raise TfphysError(f"{run} is not a finished tfphys-train run dir (needs config.toml and model.keras)")
-    cfg = configs.load(run / "config.toml")
-    spec = registry.get(str(cfg.get("model_name", "")))
-    return spec, registry.load_model(run / "model.keras")
+    """(spec, model) of run dir ``run``, with :mod:`tfphys.rundir`'s messages."""
+    opened = rundir.open_run(run)
+    return opened.spec, opened.load_model()
 
 
 def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: int = 0,

@@ -5,11 +5,11 @@ AUROC of its anomaly score on the default labelled sample (QCD vs all SUEP/SVJ m
 
 * training throughput: ``model.fit`` steps at batch 128 on in-memory masks (no input cost),
   tracing excluded
-* LiteRT: float32, builtin ops only, batch 1, 1 thread (the HLT setting), p50 of ``--runs``
+* LiteRT: float32, builtin ops only, batch 1, 1 thread (the HLT setting), p50 of ``--iterations``
 * AUROC: ``spec.anomaly_score`` of the best checkpoint (ae: SSE, dirvae: cross-entropy of the
   normalised image, cct: 1 − p(QCD)) on ``--eval-n`` QCD and as many signal events
 
-Usage: python tools/bench_baselines.py [--models ae,dirvae,cct] [--steps 4] [--runs 100]
+Usage: python tools/bench_baselines.py [--models ae,dirvae,cct] [--steps 4] [--iterations 100]
                                        [--epochs 0 | --epochs ae=5,dirvae=5,cct=2] [--eval-n 500]
                                        [--default-n cct=200]
 """
@@ -92,7 +92,7 @@ def main():
     p.add_argument("--models", default="ae,dirvae,cct")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--iterations", type=int, default=100, help="timed invocations")
     p.add_argument("--epochs", default="0", help="N for all, or ae=5,dirvae=5,cct=2; 0: no training")
     p.add_argument("--eval-n", type=int, default=500)
     p.add_argument("--default-n", default="", help="e.g. cct=200: a smaller default training file")
@@ -113,7 +113,7 @@ def main():
             if name in default_n:
                 cfg["data"]["default_n"] = default_n[name]
             model, rate = throughput(name, cfg, args.batch_size, args.steps)
-            row = [name, f"{model.count_params():,}", f"{rate:.1f}", f"{latency(model, args.runs):.2f}"]
+            row = [name, f"{model.count_params():,}", f"{rate:.1f}", f"{latency(model, args.iterations):.2f}"]
             if epochs.get(name, 0) > 0:
                 auroc, best, monitor, minutes = train_and_score(name, cfg, epochs[name], args.eval_n, Path(tmp))
                 row += [str(epochs[name]), f"{minutes:.1f}", f"{monitor} {best:.4g}", f"{auroc:.4f}"]

@@ -41,7 +41,7 @@ def rows_for(report: dict) -> list[str]:
     return lines
 
 
-def compare_rewrite(target, runs: int, threads: int) -> list[str]:
+def compare_rewrite(target, iterations: int, threads: int) -> list[str]:
     """The full model with and without the export-time rewrite, timed interleaved (p50/p99 ms)."""
     import numpy as np
 
@@ -54,14 +54,14 @@ def compare_rewrite(target, runs: int, threads: int) -> list[str]:
     rep = spec.representative(cfg, 50, 0)
     calibration = [[rep[i:i + 1]] for i in range(len(rep))]
     variants = {"as trained (split/conv/concat)": model, "Conv2D(groups) (tfphys-export)": conv.for_deployment(model)}
-    lines = [f"Export-time rewrite, {Path(target)}: LiteRT {threads} thread(s), batch 1, {runs} runs "
+    lines = [f"Export-time rewrite, {Path(target)}: LiteRT {threads} thread(s), batch 1, {iterations} invocations "
              "each, interleaved in blocks of 10", "",
              "| graph | precision | p50 ms | p99 ms | speed-up (p50) |", "|---|---|---|---|---|"]
     for precision in ("float32", "int8"):
         interps = {name: latency.interpreter(conv.convert(m, precision, calibration if precision == "int8" else None),
                                              threads) for name, m in variants.items()}
         times = {name: [] for name in interps}
-        for _ in range(max(1, runs // 10)):
+        for _ in range(max(1, iterations // 10)):
             for name, interp in interps.items():
                 times[name].append(latency.time_tflite(interp, [rep[:1]], runs=10, warmup=1))
         stats = {name: latency.summary(np.concatenate(t)) for name, t in times.items()}
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     parser.add_argument("targets", nargs="+", help="run dirs or .keras files")
     parser.add_argument("--precisions", default="float16,int8")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--iterations", type=int, default=200, help="timed invocations")
     parser.add_argument("--budget-ms", type=float, default=100.0)
     parser.add_argument("--data", help="labelled file for validation/AUROC (default: family sample)")
     parser.add_argument("--out", default="export-bench.md", help="Markdown table to write")
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
 
     cpu = cpu_info()
     lines = [f"Export benchmark — {cpu['model']}, {cpu['cores']} cores; LiteRT {args.threads} thread(s), "
-             f"batch 1, {args.runs} timed runs; budget {args.budget_ms:g} ms (p99)", "",
+             f"batch 1, {args.iterations} timed invocations; budget {args.budget_ms:g} ms (p99)", "",
              "| model | precision | size (÷ float32) | p50 ms | p99 ms | speed-up vs float32 | "
              "vs Keras | GFLOP/s | ΔAUROC | budget |", "|---|---|---|---|---|---|---|---|---|---|"]
     failures = 0
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
             out = (Path(target) if Path(target).is_dir() else Path(target).parent) / f"export-{precision}"
             print(f"exporting {target} at {precision} …", file=sys.stderr)
             try:
-                report = export(target, precision, out, threads=args.threads, runs=args.runs,
+                report = export(target, precision, out, threads=args.threads, iterations=args.iterations,
                                 budget_ms=args.budget_ms, data=args.data)
             except TfphysError as err:
                 failures += 1
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
             lines += rows_for(report)
     if args.compare_rewrite:
         for target in args.targets:
-            lines += ["", *compare_rewrite(target, args.runs, args.threads)]
+            lines += ["", *compare_rewrite(target, args.iterations, args.threads)]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 1 if failures else 0

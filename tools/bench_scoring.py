@@ -1,7 +1,7 @@
 """Benchmark: sharded scoring (``tfphys-score``) with 1 and 2 processes on this machine, side by side.
 
 Each configuration scores the same file end to end — process start-up (TensorFlow import, model
-load) included, as a user would see it — then ``tfphys-score --merge`` checks that every event was
+load) included, as a user would see it — then ``tfphys-score merge`` checks that every event was
 scored exactly once. Rows:
 
 * 1 process × all cores (TensorFlow's own intra-op threads)
@@ -44,7 +44,7 @@ def _score(run, data, out, processes, threads):
     """Start ``processes`` shards at once; wall time until the last one finished."""
     code = "import sys; from tfphys.cli import score_main; sys.exit(score_main(sys.argv[1:]))"
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(run), "--data", str(data), "--out", str(out),
+    procs = [subprocess.Popen([sys.executable, "-c", code, "shard", str(run), "--data", str(data), "--out", str(out),
                                "--shard", f"{i}/{processes}", "--threads", str(threads)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for i in range(processes)]
@@ -53,7 +53,7 @@ def _score(run, data, out, processes, threads):
         if p.returncode:
             sys.exit(f"shard failed:\n{err[-2000:]}")
     wall = time.perf_counter() - start
-    merged = subprocess.run([sys.executable, "-c", code, "--merge", str(out)], capture_output=True, text=True)
+    merged = subprocess.run([sys.executable, "-c", code, "merge", str(out)], capture_output=True, text=True)
     if merged.returncode:
         sys.exit(f"merge failed: {merged.stderr}")
     return wall

@@ -312,7 +312,7 @@ def test_export_float16_with_encoder_and_decoder(trained, capsys):
 
     run, _, _ = trained
     out = run / "export"
-    assert export_main([str(run), "--float16", "--runs", "5", "--warmup", "1", "--samples", "16",
+    assert export_main([str(run), "--float16", "--iterations", "5", "--warmup", "1", "--samples", "16",
                         "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["submodels"]) == {"encoder", "decoder"}

@@ -241,13 +241,13 @@ def test_sharded_scores_merge_to_the_unsharded_ones(mirrored_run, mixed_file, tm
     from tfphys.cli import score_main
 
     whole, shards = tmp_path / "whole", tmp_path / "shards"
-    assert score_main([str(mirrored_run), "--data", str(mixed_file), "--out", str(whole)]) == 0
+    assert score_main(["shard", str(mirrored_run), "--data", str(mixed_file), "--out", str(whole)]) == 0
     for i in range(3):
-        args = [str(mirrored_run), "--data", str(mixed_file), "--out", str(shards), "--shard", f"{i}/3"]
+        args = ["shard", str(mirrored_run), "--data", str(mixed_file), "--out", str(shards), "--shard", f"{i}/3"]
         assert score_main(args) == 0
-    assert score_main(["--merge", str(shards)]) == 0
+    assert score_main(["merge", str(shards)]) == 0
     assert "merged 3 shard(s): 48 events, each scored once" in capsys.readouterr().out
-    assert score_main(["--merge", str(whole)]) == 0
+    assert score_main(["merge", str(whole)]) == 0
 
     index, merged, attrs = _scores(shards / "scores.h5")
     _, reference, _ = _scores(whole / "scores.h5")
@@ -267,11 +267,11 @@ def test_sharded_scores_merge_to_the_unsharded_ones(mirrored_run, mixed_file, tm
     with pytest.raises(TfphysError, match=r"16 event\(s\) scored more than once: \[32, 48\)"):
         merge(shards, [*files, files[2]])
     files[1].unlink()
-    assert score_main(["--merge", str(shards)]) == 1
+    assert score_main(["merge", str(shards)]) == 1
     assert "never scored: [16, 32)" in capsys.readouterr().err
     # Shards of another split of the same file do not mix.
-    assert score_main([str(mirrored_run), "--data", str(mixed_file), "--out", str(shards), "--shard", "1/2"]) == 0
-    assert score_main(["--merge", str(shards)]) == 1
+    assert score_main(["shard", str(mirrored_run), "--data", str(mixed_file), "--out", str(shards), "--shard", "1/2"]) == 0
+    assert score_main(["merge", str(shards)]) == 1
     assert "shard files disagree on n_shards" in capsys.readouterr().err
 
 

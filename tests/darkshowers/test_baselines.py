@@ -269,7 +269,7 @@ def test_tfphys_export_validates_the_dirvae_and_its_encoder_and_decoder(tmp_path
     registry.build(registry.get("dirvae"), TINY["dirvae"]).save(run / "model.keras")
     configs.save({"model_name": "dirvae", "data": {"path": str(qcd_file), "val_fraction": 0.25},
                   "model": TINY["dirvae"]}, run / "config.toml")
-    rc = export_main([str(run), "--float32", "--runs", "3", "--warmup", "1", "--data", str(labelled_file),
+    rc = export_main([str(run), "--float32", "--iterations", "3", "--warmup", "1", "--data", str(labelled_file),
                       "--samples", "8"])
     assert rc == 0, capsys.readouterr().err
     report = json.loads((run / "report.json").read_text())

@@ -48,7 +48,7 @@ def _run_dir(tmp_path, build, data_path, **kwargs):
 ])
 def test_export_round_trip_and_report_schema(tmp_path, qcd_file, labelled_file, capsys, build, extra, precision):
     run = _run_dir(tmp_path, build, qcd_file, **TINY, **extra)
-    rc = export_main([str(run), f"--{precision}", "--runs", "5", "--warmup", "1", "--data",
+    rc = export_main([str(run), f"--{precision}", "--iterations", "5", "--warmup", "1", "--data",
                       str(labelled_file), "--samples", "12"])
     out = capsys.readouterr().out
     assert rc == 0 and "WITHIN BUDGET" in out
@@ -88,7 +88,7 @@ def test_an_untrustworthy_int8_export_is_an_error_not_a_report(tmp_path, qcd_fil
     # An untrained 8-filter CAE quantises badly (its instance norms see near-zero variances):
     # the validation against Keras must stop the export before any report is written.
     run = _run_dir(tmp_path, build_cae, qcd_file, **TINY)
-    rc = export_main([str(run), "--int8", "--runs", "5", "--warmup", "1", "--data",
+    rc = export_main([str(run), "--int8", "--iterations", "5", "--warmup", "1", "--data",
                       str(labelled_file), "--samples", "12", "--no-submodels"])
     err = capsys.readouterr().err
     assert rc == 1 and "at int8: outputs differ from Keras" in err and "not trustworthy" in err
@@ -117,7 +117,7 @@ def test_a_model_needing_a_non_builtin_op_names_the_op_and_the_layer():
 
 @pytest.mark.parametrize("kind, message", [
     ("missing", "does not exist"),
-    ("empty_dir", "has no model.keras"),
+    ("empty_dir", "is not a tfphys-train run dir: it has no config.toml"),
     ("corrupt", "could not load a Keras model"),
     ("text", "neither a run dir nor a .keras file"),
 ])

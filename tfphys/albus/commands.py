@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tfphys.albus import injections, storage
+from tfphys.cli import WORKERS_HELP, add_seed, check_count
 from tfphys.registry import DataCommand
 
 
@@ -14,11 +15,12 @@ def _data_arguments(a) -> None:
     a.add_argument("--glitches", type=int, default=0, help="maps with a coherent glitch (default 0)")
     a.add_argument("--psd", default="auto", choices=("auto", "O3", "analytic"),
                    help="noise curve: O3 (needs pip install 'tfphys[gw]'), analytic aLIGO fit, or auto")
-    a.add_argument("--workers", type=int, help="processes (default: all cores)")
-    a.add_argument("--seed", type=int, default=0, help="seed of the generation (default 0)")
+    a.add_argument("--workers", type=int, metavar="K", help=WORKERS_HELP)
+    add_seed(a, "the generation")
 
 
 def _generate(args) -> str:
+    check_count("--workers", args.workers)
     storage.build(args.out, n_background=args.background, n_per_level=args.per_level,
                   levels=tuple(args.levels or injections.VISIBILITY_LEVELS), n_glitch=args.glitches,
                   seed=args.seed, workers=args.workers, psd=args.psd)

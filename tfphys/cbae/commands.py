@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from tfphys.cbae import waveforms
+from tfphys.cli import add_seed
 from tfphys.registry import DataCommand
 
 
 def _data_arguments(c) -> None:
     c.add_argument("--n", type=int, required=True, help="waveforms (the paper: 50000, split 40k/10k)")
     c.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
-    c.add_argument("--seed", type=int, default=0, help="seed of the generation (default 0)")
+    add_seed(c, "the generation")
     c.add_argument("--noise-sigma", type=float, default=waveforms.NOISE_SIGMA,
                    help=f"Gaussian noise σ added before normalisation (default {waveforms.NOISE_SIGMA}, the paper's)")
 

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+
+from tfphys.cli import add_seed, check_count
 from tfphys.darkshowers import generate, importer
 from tfphys.registry import DataCommand
 
@@ -17,11 +20,12 @@ def _generate_arguments(g) -> None:
                    "default: drawn among the mass points)")
     g.add_argument("--n", type=int, required=True, help="events (per component for --process all)")
     g.add_argument("--out", required=True, help="output HDF5 file (overwritten)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the generation (default 0)")
+    add_seed(g, "the generation")
     g.add_argument("--generator", default="toy",
                    help="toy (built in, default) or pythia (Pythia 8, needs pip install 'tfphys[pythia]')")
-    g.add_argument("--workers", type=int, default=1, metavar="K",
-                   help="worker processes (default 1; --generator pythia only)")
+    g.add_argument("--workers", type=int, metavar="K",
+                   help="worker processes of --generator pythia (default: all cores); the toy generator "
+                        "runs in one process")
     py = g.add_argument_group("Pythia generation (--generator pythia; defaults in tfphys/darkshowers/pythia.py)")
     py.add_argument("--resume", action="store_true",
                     help="continue an unfinished --out of the same request (rerunning the same command does too)")
@@ -45,8 +49,10 @@ def _generate_arguments(g) -> None:
 
 def _generate(args) -> str:
     physics = {k: getattr(args, k) for k in _PHYSICS}
+    check_count("--workers", args.workers)
+    workers = args.workers or ((os.cpu_count() or 1) if args.generator == "pythia" else 1)
     n = generate.generate(args.process, args.n, args.out, mass_gev=args.mass, seed=args.seed,
-                          generator=args.generator, workers=args.workers, resume=args.resume, **physics)
+                          generator=args.generator, workers=workers, resume=args.resume, **physics)
     return f"wrote {n} events to {args.out}"
 
 

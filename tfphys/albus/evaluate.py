@@ -13,14 +13,21 @@ What ``tfphys-eval RUN`` writes for an ``albus`` run (``report.md`` with PNGs be
 * Figure 10-like chirps of each frequency law, Figure 11-like glitch(es), Figures 13–14-like
   series (one chirp in one noise stretch at V = 60, 40, 30, 20, 16, 12, generated here), and
   Figure 15-like background maps beside a chirp: the input's red channel next to the output.
+
+:func:`compute` runs the model and returns an :class:`AlbusResults` (every number and map of the
+report; no file written); :func:`write_report` writes ``report.md`` and the PNGs from it;
+:func:`evaluate` opens the run (:mod:`tfphys.rundir`), computes, then reports.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from tfphys import rundir
 from tfphys.errors import TfphysError
 
 CLUSTER_THRESHOLD = 0.1
@@ -233,20 +240,48 @@ def visibility_series(geometry, psd: str, seed: int, levels=SERIES_LEVELS):
     return np.stack(maps), chirp
 
 
-def evaluate(run_dir, cfg, out_dir, data=None, seed: int = 0) -> Path:
-    """What ``tfphys-eval RUN`` runs for ALBUS; returns the path of ``report.md``."""
-    import keras
-    from sklearn.metrics import roc_auc_score
+@dataclass
+class AlbusResults:
+    """Everything ``report.md`` and its figures show: the per-map statistics, their AUROC, the
+    efficiencies at fixed FAR, and the maps of the figures. Built by :func:`compute`, written by
+    :func:`write_report`; no file is touched in between."""
 
-    from tfphys.albus import injections, storage
+    run_dir: str
+    #: the evaluation file, its per-map kind (0 background, 1 chirp, 2 glitch), visibility, law
+    data: Path
+    kind: np.ndarray
+    level: np.ndarray
+    method: np.ndarray
+    geometry: Any
+    #: statistic name → (n_maps,) values
+    stats: dict[str, np.ndarray]
+    #: statistic → AUROC background vs chirps
+    aurocs: dict[str, float]
+    #: (statistic, FAR label) → {visibility: (efficiency, σ, maps)}; and its threshold
+    efficiency: dict[tuple[str, str], dict[float, tuple[float, float, int]]]
+    thresholds: dict[tuple[str, str], float]
+    #: map index → (input red channel 0…255, output map), for the maps of Figures 10, 11, 15
+    picks: set
+    kept: dict[int, tuple[np.ndarray, np.ndarray]]
+    #: Figures 13–14: one chirp at each of ``SERIES_LEVELS`` → (rgb maps, outputs), and the chirp
+    series: np.ndarray
+    series_outputs: np.ndarray
+    chirp: Any = None
+
+    def caption(self, i: int) -> str:
+        from tfphys.albus import injections, storage
+
+        if self.kind[i] == 1:
+            return f"{injections.METHODS[self.method[i]]} chirp, V={self.level[i]:g}"
+        return storage.KINDS[int(self.kind[i])]
+
+
+def compute(model, data, seed: int = 0, run_dir="") -> AlbusResults:
+    """Run ``model`` over every map of the file ``data`` and over a visibility series; no file written."""
+    from tfphys.albus import storage
     from tfphys.albus.pipeline import read_maps
 
-    run_dir, out = Path(run_dir), Path(out_dir)
-    if not (run_dir / "model.keras").is_file():
-        raise TfphysError(f"{run_dir} holds no model.keras")
-    out.mkdir(parents=True, exist_ok=True)
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
-    path = Path(data) if data else default_eval_data(cfg)
+    path = Path(data)
     with storage.open_albus(path) as f:
         kind, level = f["kind"][:], f["visibility"][:]
         method = f["method"][:]
@@ -268,9 +303,24 @@ def evaluate(run_dir, cfg, out_dir, data=None, seed: int = 0) -> Path:
             if i in keep:
                 kept[i] = (np.round(x[j, ..., 0] * 255), o[j])
 
+    if not (kind == 0).any() or not (kind == 1).any():
+        raise TfphysError(f"{path} needs background and chirp maps for an evaluation")
+    aurocs, thresholds, eff = detection(stats, kind, level)
+    series, chirp = visibility_series(geometry, psd, seed)
+    series_outputs = predict(model, series.astype(np.float32) / 255.0)
+    return AlbusResults(str(run_dir), path, kind, level, method, geometry, stats, aurocs, eff, thresholds,
+                        keep, kept, series, series_outputs, chirp)
+
+
+def detection(stats: dict[str, np.ndarray], kind: np.ndarray, level: np.ndarray):
+    """Per statistic: its AUROC (background vs chirps), and per false-alarm rate (the loudest
+    background map; ``FAR_FRACTION`` of them when the background resolves it) its threshold and
+    the efficiency per visibility level → ``(aurocs, thresholds, efficiencies)``."""
+    from sklearn.metrics import roc_auc_score
+
     bg, sig = kind == 0, kind == 1
     if not bg.any() or not sig.any():
-        raise TfphysError(f"{path} needs background and chirp maps for an evaluation")
+        raise TfphysError("the evaluation needs background and chirp maps")
     fars = {"loudest background": None}
     if FAR_FRACTION >= 1 / bg.sum():
         fars[f"FAR {FAR_FRACTION:.0%} of background"] = FAR_FRACTION
@@ -281,32 +331,49 @@ def evaluate(run_dir, cfg, out_dir, data=None, seed: int = 0) -> Path:
             t = threshold_at_far(values[bg], far)
             thresholds[(name, far_label)] = t
             eff[(name, far_label)] = efficiency(values[sig], level[sig], t)
+    return aurocs, thresholds, eff
 
-    figures = {"efficiency": plot_efficiency(eff, out / "efficiency.png",
-                                             title=f"ALBUS efficiency vs visibility ({bg.sum()} background maps)"),
-               "statistics": plot_histograms(stats, kind, out / "statistics.png")}
-    caption = lambda i: (f"{injections.METHODS[method[i]]} chirp, V={level[i]:g}" if kind[i] == 1  # noqa: E731
-                         else storage.KINDS[int(kind[i])])
+
+def write_figures(results: AlbusResults, out) -> dict[str, Path]:
+    """The PNGs of the report (efficiency, statistics, Figures 10, 11, 13–14, 15-like) into ``out``."""
+    r, out = results, Path(out)
+    kind, keep, kept, geometry = r.kind, r.picks, r.kept, r.geometry
+    figures = {"efficiency": plot_efficiency(r.efficiency, out / "efficiency.png",
+                                             title=f"ALBUS efficiency vs visibility ({(kind == 0).sum()} "
+                                                   f"background maps)"),
+               "statistics": plot_histograms(r.stats, kind, out / "statistics.png")}
     chirps = [i for i in keep if kind[i] == 1][:4]
-    figures["chirps"] = plot_pairs([(*kept[i], caption(i)) for i in chirps], out / "fig10_chirps.png", geometry,
+    figures["chirps"] = plot_pairs([(*kept[i], r.caption(i)) for i in chirps], out / "fig10_chirps.png", geometry,
                                    title="Figure 10-like: chirps of each frequency law")
     glitches = [i for i in keep if kind[i] == 2]
     if glitches:
         figures["glitch"] = plot_pairs([(*kept[i], "coherent glitch") for i in glitches], out / "fig11_glitch.png",
                                        geometry, title="Figure 11-like: coherent glitch")
     backs = [i for i in keep if kind[i] == 0][:3]
-    figures["background"] = plot_pairs([(*kept[chirps[0]], caption(chirps[0]))] +
+    figures["background"] = plot_pairs([(*kept[chirps[0]], r.caption(chirps[0]))] +
                                        [(*kept[i], "background") for i in backs],
                                        out / "fig15_background.png", geometry,
                                        title="Figure 15-like: a chirp, then background maps")
-    series, chirp = visibility_series(geometry, psd, seed)
-    x = series.astype(np.float32) / 255.0
-    o = predict(model, x)
+    series, o, chirp = r.series, r.series_outputs, r.chirp
     figures["series"] = plot_pairs([(series[k, ..., 0], o[k], f"V = {v}") for k, v in enumerate(SERIES_LEVELS)],
                                    out / "fig13_visibility_series.png", geometry, columns=3,
                                    title=f"Figures 13–14-like: one {chirp.method} chirp "
                                          f"{chirp.f_start_hz:g}→{chirp.f_end_hz:g} Hz at decreasing visibility")
-    return _write_report(out, run_dir, path, kind, level, stats, aurocs, eff, thresholds, figures)
+    return figures
+
+
+def write_report(results: AlbusResults, out) -> Path:
+    """``report.md`` and its PNGs into ``out``; returns the report's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_markdown(results, write_figures(results, out), out / "report.md")
+
+
+def evaluate(run_dir, cfg, out_dir, data=None, seed: int = 0) -> Path:
+    """What ``tfphys-eval RUN`` runs for ALBUS: open the run, compute, report; returns ``report.md``."""
+    model = rundir.open_run(run_dir).load_model()
+    path = Path(data) if data else default_eval_data(cfg)
+    return write_report(compute(model, path, seed, run_dir=run_dir), out_dir)
 
 
 def _figure_picks(kind, level, method, seed) -> set:
@@ -322,7 +389,10 @@ def _figure_picks(kind, level, method, seed) -> set:
     return set(picks)
 
 
-def _write_report(out, run_dir, path, kind, level, stats, aurocs, eff, thresholds, figures) -> Path:
+def write_markdown(results: AlbusResults, figures: dict[str, Path], report) -> Path:
+    """``report.md``: the statistics table, the efficiency table and the figures' links."""
+    run_dir, path, kind, level = results.run_dir, results.data, results.kind, results.level
+    stats, aurocs, eff, thresholds = results.stats, results.aurocs, results.efficiency, results.thresholds
     lines = [f"# ALBUS evaluation — {run_dir}", "",
              f"Data: `{path}` — {int((kind == 0).sum())} background, {int((kind == 1).sum())} chirp, "
              f"{int((kind == 2).sum())} glitch maps.", "",
@@ -346,6 +416,6 @@ def _write_report(out, run_dir, path, kind, level, stats, aurocs, eff, threshold
     for key, fig in figures.items():
         if key not in ("efficiency", "statistics"):
             lines += [f"![{key}]({Path(fig).name})", ""]
-    report = out / "report.md"
+    report = Path(report)
     report.write_text("\n".join(lines) + "\n")
     return report

@@ -113,7 +113,8 @@ def plot_latency(timings: dict[str, np.ndarray], budget_ms: float, path, *, titl
     all_t = np.concatenate(list(timings.values()))
     bins = np.geomspace(max(all_t.min() * 0.8, 1e-3), max(all_t.max(), budget_ms) * 1.2, 80)
     for (label, t), colour in zip(timings.items(), ("C0", "C1", "C2", "C3", "C4", "C5")):
-        ax.hist(t, bins=bins, histtype="step", lw=1.6, color=colour, label=f"{label} (p99 {np.percentile(t, 99):.2f} ms)")
+        ax.hist(t, bins=bins, histtype="step", lw=1.6, color=colour,
+                label=f"{label} (p99 {np.percentile(t, 99):.2f} ms)")
         ax.axvline(np.percentile(t, 99), color=colour, ls=":", lw=1)
     ax.axvline(budget_ms, color="k", ls="--", lw=1.5, label=f"budget {budget_ms:g} ms")
     ax.set_xscale("log")

@@ -148,7 +148,8 @@ def main(argv=None) -> int:
           f"{sum(marks['gaps']):.1f} s ({' / '.join(f'{g:.1f}' for g in marks['gaps']) or '–'}) | ≈ 0 "
           f"(TF 2.21 autotune stall: 30–35 s each; see tfphys.datasets.disable_autotune) |")
     print(f"| one validation pass (10k held-out waveforms) | {t_val:.1f} s | ×{epochs} in the training |")
-    print(f"| generation error, typical (95th pct) | {100 * g['typical']:.2f} % | ≲ {100 * PAPER['generation_typical']:.0f} % |")
+    print(f"| generation error, typical (95th pct) | {100 * g['typical']:.2f} % | "
+          f"≲ {100 * PAPER['generation_typical']:.0f} % |")
     print(f"| generation error, worst | {100 * g['worst']:.2f} % | < {100 * PAPER['generation_worst']:.0f} % |")
     print(f"| denoising bias (all errors) | {100 * d['bias']:+.3f} % | ≈ 0.3 % |")
     print(f"| denoising σ (all errors) | {100 * d['sigma']:.2f} % | ≈ 0.7 % |")
@@ -159,8 +160,9 @@ def main(argv=None) -> int:
     print(f"| η′ − η fitted μ / σ | {prm['eta']['fit_bias']:+.4f} / {prm['eta']['fit_sigma']:.4f} | "
           f"Gaussian, negligible bias |")
     print(f"| error correlation | {prm['correlation']:+.3f} | |")
-    print(f"| final val_signal_loss / val_params_loss | {result.history[-1].get('val_signal_loss', float('nan')):.5f} / "
-          f"{result.history[-1].get('val_params_loss', float('nan')):.5f} | noise floor (0.05/0.8)² = 0.00391 |")
+    last = result.history[-1]
+    print(f"| final val_signal_loss / val_params_loss | {last.get('val_signal_loss', float('nan')):.5f} / "
+          f"{last.get('val_params_loss', float('nan')):.5f} | noise floor (0.05/0.8)² = 0.00391 |")
     if args.out:
         print(f"\nreport: {report}")
     return 0

@@ -270,7 +270,8 @@ def test_sharded_scores_merge_to_the_unsharded_ones(mirrored_run, mixed_file, tm
     assert score_main(["merge", str(shards)]) == 1
     assert "never scored: [16, 32)" in capsys.readouterr().err
     # Shards of another split of the same file do not mix.
-    assert score_main(["shard", str(mirrored_run), "--data", str(mixed_file), "--out", str(shards), "--shard", "1/2"]) == 0
+    assert score_main(["shard", str(mirrored_run), "--data", str(mixed_file), "--out", str(shards),
+                       "--shard", "1/2"]) == 0
     assert score_main(["merge", str(shards)]) == 1
     assert "shard files disagree on n_shards" in capsys.readouterr().err
 

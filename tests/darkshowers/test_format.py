@@ -3,8 +3,8 @@
 import h5py
 import numpy as np
 import pytest
-from tests.conftest import sparse_events
 
+from tests.conftest import sparse_events
 from tfphys.darkshowers import format as formats
 from tfphys.errors import TfphysError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from tests.conftest import sparse_events
 
+from tests.conftest import sparse_events
 from tfphys.cli import data_main
 from tfphys.darkshowers import format as formats
 from tfphys.darkshowers import importer

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from tests.conftest import sparse_events
 
+from tests.conftest import sparse_events
 from tfphys.darkshowers import format as formats
 from tfphys.darkshowers import pipeline as pipe
 from tfphys.errors import TfphysError

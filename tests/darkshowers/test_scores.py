@@ -80,7 +80,8 @@ def test_auroc_and_fpr40_on_a_constructed_roc():
     # only background 9 passes → 0.1.
     bkg, sig = np.arange(10.0), np.arange(10.0) + 5.5
     y, s = np.r_[np.zeros(10), np.ones(10)], np.r_[bkg, sig]
-    assert metrics.auroc(y, s) == pytest.approx(roc_auc_score(y, s)) == pytest.approx(1 - 10 / 100)  # 4+3+2+1 inverted pairs
+    # 4 + 3 + 2 + 1 inverted pairs of 100
+    assert metrics.auroc(y, s) == pytest.approx(roc_auc_score(y, s)) == pytest.approx(1 - 10 / 100)
     assert metrics.fpr_at_tpr(y, s, 0.4) == 0.0
     assert metrics.fpr_at_tpr(y, s, 0.65) == pytest.approx(0.1)
     assert metrics.fpr_at_tpr(y, -s, 0.4) > 0.9

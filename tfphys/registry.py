@@ -191,6 +191,9 @@ def load_model(path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise TfphysError(f"model file {path} does not exist")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a file that is there
+        raise TfphysError(f"could not load a Keras model from {path}: it is not a .keras zip archive "
+                          f"({path.stat().st_size} bytes; truncated or corrupt?)")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except (ValueError, OSError, zipfile.BadZipFile, KeyError, TypeError, EOFError) as err:

@@ -8,10 +8,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from export.cli import export_main
-from export.convert import ExportError, convert, ops_used
+from export.convert import ExportError, convert, flops, ops_used
 from export.exporter import TOLERANCE
 from export.latency import interpreter, run_tflite, summary
-from export.report import REQUIRED_KEYS, SUBMODEL_KEYS
+from export.report import REQUIRED_KEYS, SUBMODEL_KEYS, cpu_info
 from tfphys import config as configs
 from tfphys import registry
 from tfphys.darkshowers.codae import build_cae, build_codae
@@ -61,7 +61,8 @@ def test_export_round_trip_and_report_schema(tmp_path, qcd_file, labelled_file, 
     # the report's figures, recomputed from the files it names on the events it used (12 + 12)
     x, is_signal = labelled_sample(labelled_file, 12, seed=0)
     assert report["n_validation"] == report["n_auroc"] == len(x) == 24
-    reference = keras.saving.load_model(run / "model.keras").predict(x, verbose=0)
+    model = keras.saving.load_model(run / "model.keras")
+    reference = model.predict(x, verbose=0)
     interp = interpreter((run / f"model_{precision}.tflite").read_bytes())
     exported = np.concatenate([run_tflite(interp, [x[i:i + 1]])[0] for i in range(len(x))])
     diff = np.abs(exported.astype(np.float64) - reference)
@@ -71,7 +72,9 @@ def test_export_round_trip_and_report_schema(tmp_path, qcd_file, labelled_file, 
     score = registry.get(report["model"]).anomaly_score
     assert report["auroc_keras"] == pytest.approx(roc_auc_score(is_signal, score(x, reference)))
     assert report["auroc_exported"] == pytest.approx(roc_auc_score(is_signal, score(x, exported)))
-    assert report["flops"] > 0 and report["achieved_gflops"] > 0 and report["cpu"]["cores"] >= 1
+    assert report["flops"] == flops(model)
+    assert report["achieved_gflops"] == pytest.approx(report["flops"] / report["latency_ms"]["p50"] / 1e6)
+    assert report["cpu"] == cpu_info()
     expected_subs = {"f_R", "f_m", "decoder"} if build is build_codae else {"f_R", "decoder"}
     assert set(report["submodels"]) == expected_subs
     for sub in report["submodels"].values():

@@ -15,11 +15,16 @@ signal amplitude"): an error of 0.02 is 2 % of the maximum amplitude.
   and aggregated: all n × 1024 errors (bias = mean, σ = standard deviation; paper 0.3 % / 0.7 %) and
   the 1024 per-position medians (paper 0.3 % / 0.2 %).
 * **Figure 9** — test waveforms at percentiles 0…100 of their mean squared denoising error.
+
+:func:`compute` returns a :class:`CbaeResults` (the numbers and the arrays of the figures; no file
+written), :func:`write_report` writes ``report.md``, ``metrics.json`` and the PNGs from it, and
+:func:`evaluate` opens the run (:mod:`tfphys.rundir`), computes, then reports.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import optimize, stats  # noqa: E402
 
+from tfphys import rundir  # noqa: E402
 from tfphys.cbae import waveforms as wf  # noqa: E402
 from tfphys.errors import TfphysError  # noqa: E402
 
@@ -244,30 +250,38 @@ def _test_sample(cfg: dict[str, Any], data: Path | None) -> tuple[wf.Waveforms, 
     return sample, where
 
 
-def evaluate(run_dir, cfg: dict[str, Any], out_dir, data: Path | None = None, seed: int = 0) -> Path:
-    """The §4 evaluation of a ``cbae`` run: writes ``report.md``, ``metrics.json`` and four PNGs.
+@dataclass
+class CbaeResults:
+    """Everything the §4 report shows: ``numbers`` (``metrics.json``) and the arrays of Figures 5,
+    7, 8 and 9. Built by :func:`compute`, written by :func:`write_report`; no file is touched in
+    between."""
 
-    ``data``: a waveform file, evaluated whole; without it, the held-out part of the run's own
-    training file (the paper's 10k test waveforms). Deterministic: ``seed`` is not used.
-    """
-    import keras
+    #: n_test, test_data, parameters (Figure 5), generation (+ _interior, Figure 7), denoising
+    #: (Figure 8), noise_rms — as ``metrics.json`` holds them
+    numbers: dict[str, Any]
+    #: the test waveforms (x, noisy waveforms, clean f(p), params)
+    test: wf.Waveforms
+    #: Figure 5: the encoder's p′ of each test waveform
+    estimates: np.ndarray
+    #: Figure 7: the (θ, η) grid axis, f̂(p) and f(p) on the grid
+    axis: np.ndarray
+    generated: np.ndarray
+    truth: np.ndarray
+    #: Figures 8–9: f̂(f̂⁻¹(s)) of each test waveform
+    denoised: np.ndarray
+    #: the model evaluated (shown in the report's title)
+    model_path: str = ""
 
+
+def compute(model, test: wf.Waveforms, where: str = "", model_path="") -> CbaeResults:
+    """The §4 numbers and arrays of ``model`` on the waveforms ``test`` (described by ``where``)."""
     from tfphys.cbae import model as cbae
-
-    run_dir, out = Path(run_dir), Path(out_dir)
-    model_path = run_dir / "model.keras"
-    if not model_path.exists():
-        raise TfphysError(f"{run_dir} has no model.keras")
-    model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
-    test, where = _test_sample(cfg, data)
-    out.mkdir(parents=True, exist_ok=True)
 
     estimates = cbae.estimate(model, test.waveforms)
     axis, grid = parameter_grid()
     generated, truth = cbae.generate(model, grid), wf.clean_waveforms(grid)
     interior = np.all((grid >= INTERIOR[0]) & (grid <= INTERIOR[1]), axis=1)
     denoised = cbae.denoise(model, test.waveforms)
-
     numbers = {
         "n_test": len(test), "test_data": where,
         "parameters": parameter_errors(test.params, estimates),
@@ -277,17 +291,44 @@ def evaluate(run_dir, cfg: dict[str, Any], out_dir, data: Path | None = None, se
         "denoising": denoising_errors(denoised, test.clean),
         "noise_rms": float(np.sqrt(np.mean((test.waveforms - test.clean) ** 2))),
     }
-    figures = {
-        "fig5": plot_parameter_errors(test.params, estimates, numbers["parameters"], out / "fig5_parameter_errors.png"),
-        "fig7": plot_generation_errors(test.x, axis, generated, truth, numbers["generation"],
+    return CbaeResults(numbers, test, estimates, axis, generated, truth, denoised, str(model_path))
+
+
+def write_figures(results: CbaeResults, out) -> dict[str, Path]:
+    """Figures 5, 7, 8 and 9 of ``results`` as PNGs in ``out``."""
+    r, out, test = results, Path(out), results.test
+    return {
+        "fig5": plot_parameter_errors(test.params, r.estimates, r.numbers["parameters"],
+                                      out / "fig5_parameter_errors.png"),
+        "fig7": plot_generation_errors(test.x, r.axis, r.generated, r.truth, r.numbers["generation"],
                                        out / "fig7_generation_error.png"),
-        "fig8": plot_denoising_errors(denoised, test.clean, numbers["denoising"], out / "fig8_denoising_error.png"),
-        "fig9": plot_examples(test.x, test.waveforms, denoised, test.clean, out / "fig9_examples.png"),
+        "fig8": plot_denoising_errors(r.denoised, test.clean, r.numbers["denoising"],
+                                      out / "fig8_denoising_error.png"),
+        "fig9": plot_examples(test.x, test.waveforms, r.denoised, test.clean, out / "fig9_examples.png"),
     }
-    (out / "metrics.json").write_text(json.dumps(numbers, indent=2))
+
+
+def write_report(results: CbaeResults, out) -> Path:
+    """``report.md``, ``metrics.json`` and the four PNGs into ``out``; returns the report's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = write_figures(results, out)
+    (out / "metrics.json").write_text(json.dumps(results.numbers, indent=2))
     report = out / "report.md"
-    report.write_text(markdown(numbers, figures, model_path))
+    report.write_text(markdown(results.numbers, figures, results.model_path))
     return report
+
+
+def evaluate(run_dir, cfg: dict[str, Any], out_dir, data: Path | None = None, seed: int = 0) -> Path:
+    """The §4 evaluation of a ``cbae`` run: writes ``report.md``, ``metrics.json`` and four PNGs.
+
+    ``data``: a waveform file, evaluated whole; without it, the held-out part of the run's own
+    training file (the paper's 10k test waveforms). Deterministic: ``seed`` is not used.
+    """
+    run = rundir.open_run(run_dir)
+    model = run.load_model()
+    test, where = _test_sample(cfg, data)
+    return write_report(compute(model, test, where, run.model_path), out_dir)
 
 
 def _pct(v: float) -> str:

@@ -41,7 +41,9 @@ class Run:
 
 
 def read_config(path) -> dict[str, Any]:
-    """The resolved config of run dir ``path``, checked to name a model."""
+    """The resolved config of run dir ``path``: it must name a model, and it is checked against that
+    model's schema and completed with its defaults (:func:`tfphys.config.validate`; a hand-made run
+    dir may leave out required keys such as ``[train] epochs``)."""
     path = Path(path)
     if not path.is_dir():
         raise TfphysError(f"run dir {path} does not exist" if not path.exists() else f"{path} is not a run dir")
@@ -50,7 +52,10 @@ def read_config(path) -> dict[str, Any]:
     cfg = configs.load(path / CONFIG)
     if not cfg.get("model_name"):
         raise TfphysError(f"{path / CONFIG} names no model (no model_name key)")
-    return cfg
+    try:
+        return configs.validate(cfg, registry.get(str(cfg["model_name"])))
+    except TfphysError as err:
+        raise TfphysError(f"{path / CONFIG}: {err}") from None
 
 
 def open_run(path, *, need_model: bool = True) -> Run:

@@ -5,7 +5,8 @@ Every model of every family trains through :func:`train`. A run directory holds:
 ==================  ==============================================================================
 ``model.keras``     the best model on the monitored metric (``keras.saving.load_model(path,
                     safe_mode=True)`` loads it: no Lambda layers, no pickles)
-``config.toml``     the resolved config (data path and seed included): the run, reproducibly
+``config.toml``     the resolved config: every key the run used, defaults, data path and seed
+                    included (see :mod:`tfphys.config`); ``--config RUN/config.toml`` repeats it
 ``history.csv``     one row per finished epoch (``CSVLogger``)
 ``history.png``     the same, plotted (updated after every epoch)
 ``backup/``         ``BackupAndRestore`` state while a run is unfinished; a rerun (or
@@ -22,7 +23,6 @@ from its own, so workers killed and restarted with the same command resume at th
 
 from __future__ import annotations
 
-import copy
 import csv
 import math
 import shutil
@@ -110,12 +110,22 @@ def _best(history, monitor, mode):
     return max(values) if mode == "max" else min(values)
 
 
-def _prepare_out_dir(out: Path, cfg: dict, resume: bool) -> bool:
+def _saved_config(spec, path: Path) -> dict | None:
+    """The resolved config saved in ``path`` (None: none, or one this version no longer accepts)."""
+    if not path.exists():
+        return None
+    try:
+        return configs.resolve(spec, configs.load(path), partial=True)
+    except TfphysError:
+        return {}
+
+
+def _prepare_out_dir(out: Path, cfg: dict, resume: bool, spec=None) -> bool:
     """Decide between a fresh run and a resumed one; never overwrite a finished run."""
     backup = out / "backup"
     has_backup = backup.exists() and any(backup.iterdir())
     if has_backup:
-        saved = configs.load(out / "config.toml") if (out / "config.toml").exists() else None
+        saved = _saved_config(spec or registry.get(cfg["model_name"]), out / "config.toml")
         if saved is not None and _comparable(saved) != _comparable(cfg):
             raise TfphysError(
                 f"{out} holds an unfinished run with a different config; resume it with the same "
@@ -151,7 +161,8 @@ def _prepare_worker_dir(out: Path, work: Path, resume: bool) -> bool:
 
 
 def _comparable(cfg):
-    """A config without the keys that may legitimately change on resume (only the epoch count)."""
+    """A resolved config without the keys that may legitimately change on resume (only the epoch
+    count)."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
     out.get("train", {}).pop("epochs", None)
     return out
@@ -162,6 +173,8 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
           strategy: tf.distribute.Strategy | None = None) -> RunResult:
     """Train ``model_name`` with the resolved ``cfg`` into ``out_dir``.
 
+    ``cfg``: a whole config, checked against the model's schema and completed with its defaults
+    (:func:`tfphys.config.resolve`) before anything is read or written.
     ``data``: an HDF5 file of the model's family; without it (and without ``[data] path``) the
     model's default dataset is generated once with a fixed seed and cached.
     ``callbacks``: extra Keras callbacks (e.g. for tests or monitoring).
@@ -174,14 +187,14 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
         raise TfphysError(f"{model_name} trains on one replica only ({spec.single_replica}); "
                           f"this strategy has {strategy.num_replicas_in_sync}")
     role = distribute.role(strategy)
-    cfg = copy.deepcopy(cfg)  # resolved below; the caller's dict stays as it was
+    cfg = configs.resolve(spec, cfg)  # a new dict: the caller's stays as it was
     out = Path(out_dir)
-    seed = int(cfg["train"].setdefault("seed", 0))
-    epochs = int(configs.require(cfg, "train", "epochs"))
+    seed = int(cfg["train"]["seed"])
+    epochs = int(cfg["train"]["epochs"])
     if epochs <= 0:
         raise TfphysError(f"--epochs must be positive, got {epochs}")
 
-    data = data or cfg["data"].get("path")
+    data = data or cfg["data"]["path"]
     if not spec.reads_data:
         if data:
             raise TfphysError(f"{model_name} reads no data file (it makes its own: {spec.description}); "
@@ -190,7 +203,7 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
     else:
         path = Path(data) if data else spec.default_data(cfg)
         cfg["data"]["path"] = str(path.resolve())
-    cfg["model_name"] = model_name
+    cfg = {"model_name": model_name, **cfg}
 
     # The data are opened (and validated) before anything is written: a refused file leaves no run dir.
     keras.utils.set_random_seed(seed)
@@ -206,7 +219,7 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
         train_ds, val_ds = distribute.shard_dataset(train_ds), distribute.shard_dataset(val_ds)
 
     with strategy.scope():
-        model = registry.build(spec, dict(cfg["model"]))
+        model = registry.build(spec, configs.build_kwargs(spec, cfg))  # [train] seed to a builder's seed
         steps = int(train_ds.cardinality())  # per epoch; < 0 when the pipeline cannot tell
         optimizer = make_optimizer(cfg["train"], total_steps=epochs * steps if steps > 0 else None)
         distribute.check_optimizer(optimizer, strategy)
@@ -215,7 +228,7 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
     train_ds, val_ds = (distribute.skip_tiny_batches(ds, strategy) for ds in (train_ds, val_ds))
 
     if role.is_chief:
-        resuming = _prepare_out_dir(out, cfg, resume)
+        resuming = _prepare_out_dir(out, cfg, resume, spec)
         configs.save(cfg, out / "config.toml")
     else:
         resuming = _prepare_worker_dir(out, work, resume)

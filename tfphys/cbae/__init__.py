@@ -13,35 +13,49 @@ from pathlib import Path
 import numpy as np
 
 from tfphys.cbae import commands, evaluate, model, pipeline, waveforms
+from tfphys.config import Key
 from tfphys.registry import Family, FileKind, ModelSpec
 
 
 def _datasets(cfg, path, seed):
     data, pipe = cfg["data"], cfg["pipeline"]
-    return pipeline.cbae_datasets(path, batch_size=int(pipe.get("batch_size", 32)), seed=seed,
-                                  val_fraction=float(data.get("val_fraction", 0.2)),
-                                  max_waveforms=data.get("max_waveforms"))
+    return pipeline.cbae_datasets(path, batch_size=int(pipe["batch_size"]), seed=seed,
+                                  val_fraction=float(data["val_fraction"]), max_waveforms=data["max_waveforms"])
 
 
 def _default_data(cfg):
     data = cfg["data"]
-    return waveforms.default_dataset(int(data.get("default_n", 50_000)), int(data.get("default_seed", 20220601)))
+    return waveforms.default_dataset(int(data["default_n"]), int(data["default_seed"]))
 
 
 def _representative(cfg, n, seed):
-    data = cfg.get("data", {})
-    path = Path(data["path"]) if data.get("path") else _default_data(cfg)
-    parts = pipeline.split(waveforms.count(path), float(data.get("val_fraction", 0.2)), data.get("max_waveforms"))
+    data = cfg["data"]
+    path = Path(data["path"]) if data["path"] else _default_data(cfg)
+    parts = pipeline.split(waveforms.count(path), float(data["val_fraction"]), data["max_waveforms"])
     chosen = np.sort(np.random.default_rng(seed).permutation(parts.n_train)[:n])
     train = waveforms.read_waveforms(path, 0, int(chosen[-1]) + 1, clean=False)
     return train.waveforms[chosen]
+
+
+# The keys, types and defaults of every section (tfphys.config; [model]: build_cbae's).
+SCHEMA = {
+    "data": {
+        "val_fraction": Key(float, 0.2, "held-out fraction (validation and tfphys-eval's test set)"),
+        "max_waveforms": Key(int | None, None, "use at most this many waveforms of the file (unset: all)"),
+        "default_n": Key(int, 50_000, "without --data: toy waveforms generated (and cached)"),
+        "default_seed": Key(int, 20220601, "without --data: the generator's seed"),
+    },
+    "pipeline": {
+        "batch_size": Key(int, 32, "waveforms per batch"),
+    },
+}
 
 
 SPEC = ModelSpec(
     name="cbae", family="cbae", build=model.build_cbae, datasets=_datasets, default_data=_default_data,
     loss=model.ConstrainedBottleneckLoss, metrics=model.loss_terms, monitor="val_loss", mode="min",
     description="constrained bottleneck autoencoder (toy detector waveforms, Jesús-Valls et al.)",
-    representative=_representative, evaluate=evaluate.evaluate,
+    representative=_representative, evaluate=evaluate.evaluate, schema=SCHEMA,
 )
 
 FAMILY = Family(

@@ -157,17 +157,18 @@ def build_codvae(
     output_bias: float = -1.0,
     base_temperature: float = 1.0,
     prior_components: int = 10,
-    prior_seed: int = 0,
     kl_samples: int = 10,
     name: str = "codvae",
+    seed: int = 0,
 ) -> keras.Model:
     """The Categorical CoDVAE: ``p(Î_m) = Bern(D(Z | f_m(I_m)))``, ``Z ~ Cat(f_R(I_m))``.
 
-    The prior temperatures ``τ_i ~ U(0.1, 1)`` (Eq. 2) are drawn from ``prior_seed`` and stored in
-    the latent layer's config, so a saved model carries its prior. Sub-models: ``f_R``, ``f_m``,
+    The prior temperatures ``τ_i ~ U(0.1, 1)`` (Eq. 2) are drawn from ``seed`` (the run's
+    ``[train] seed``, passed by the trainer) and stored in the latent layer's config, so a saved
+    model carries its prior. Sub-models: ``f_R``, ``f_m``,
     ``latent`` (the layer) and ``decoder``.
     """
-    taus = np.random.default_rng(prior_seed).uniform(0.1, 1.0, prior_components)
+    taus = np.random.default_rng(seed).uniform(0.1, 1.0, prior_components)
     f_r = variational_encoder(encoder_filters, encoder_groups, latent_channels, base_temperature, leaky_slope)
     f_m = mask_encoder(mask_filters, mask_groups, latent_dim, leaky_slope)
     dec = decoder(

@@ -394,9 +394,14 @@ class LeapfrogSampler(keras.Model):
 
 
 def build_leapfrog(lattice_size=16, n_leapfrog=10, n_chains=64, beta=6.0, beta_init=2.0,
-                   anneal_steps=1000, step_size=0.1, units=(64,), activation="swish", mask_seed=0,
-                   seed=0, output_scale=0.0) -> LeapfrogSampler:
-    """The registry's builder: a :class:`LeapfrogSampler` from the ``[model]`` table."""
+                   anneal_steps=1000, step_size=0.1, units=(64,), activation="swish",
+                   output_scale=0.0, *, seed=0, mask_seed=None) -> LeapfrogSampler:
+    """The registry's builder: a :class:`LeapfrogSampler` from the ``[model]`` table.
+
+    ``seed``: the run's ``[train] seed`` (the trainer passes it): the chains' hot start, the
+    stateless random numbers and, unless ``mask_seed`` is given, the links' masks.
+    """
+    mask_seed = seed if mask_seed is None else mask_seed
     return LeapfrogSampler(lattice_size=lattice_size, n_leapfrog=n_leapfrog, n_chains=n_chains,
                            beta=beta, beta_init=beta_init, anneal_steps=anneal_steps,
                            step_size=step_size, units=units, activation=activation,

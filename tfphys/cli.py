@@ -242,7 +242,8 @@ def parse_set(text: str) -> tuple[tuple[str, ...], object]:
     except tomllib.TOMLDecodeError:
         parsed = {}
     if set(parsed) != {"value"}:
-        raise TfphysError(f"--set {'.'.join(path)}={raw.strip()}: not a TOML value (numbers 5000 or 1e-3, "
+        shown = raw.strip().replace("\n", "\\n")
+        raise TfphysError(f"--set {'.'.join(path)}={shown}: not a TOML value (numbers 5000 or 1e-3, "
                           f"true/false, lists [2, 3], strings in quotes \"text\")")
     return path, parsed["value"]
 
@@ -252,50 +253,43 @@ def _kind(value) -> str:
             dict: "a table"}.get(type(value), type(value).__name__)
 
 
-def apply_sets(cfg: dict, sets: Sequence[str], defaults: dict | None = None) -> dict:
-    """A copy of ``cfg`` with every ``SECTION.KEY=VALUE`` of ``sets`` applied.
+def apply_sets(cfg: dict, sets: Sequence[str], spec=None) -> dict:
+    """A copy of ``cfg`` (a run's resolved config) with every ``SECTION.KEY=VALUE`` of ``sets`` applied.
 
-    The key must be one of ``cfg`` or of ``defaults`` (the model's ``models/MODEL.toml``), and the
-    value of the same kind as the one it replaces (an integer may replace a number).
+    ``SECTION.KEY`` is checked by the model's schema (:func:`tfphys.config.validate` with ``spec``):
+    an unknown section or key, or a value of the wrong type, is refused with its message. A key of a
+    sub-table (``train.optimizer.learning_rate``), which the schema does not look into, must be one
+    the config has, with a value of the same kind (an integer may replace a number).
     """
+    from tfphys import config as configs
+
     out = copy.deepcopy(cfg)
     for text in sets:
         path, value = parse_set(text)
         key = ".".join(path)
-        current = _lookup(cfg, path)
-        if current is _MISSING:
-            current = _lookup(defaults or {}, path)
-        if current is _MISSING:
-            table = _lookup(cfg, path[:-1])
-            known = sorted(table) if isinstance(table, dict) else []
-            where = (f"keys of [{'.'.join(path[:-1])}]: {', '.join(known)}" if known
-                     else f"sections: {', '.join(k for k, v in cfg.items() if isinstance(v, dict))}")
-            raise TfphysError(f"--set {key}: the run's config has no key {key} ({where})")
+        current = _lookup(out, path)
         if isinstance(current, dict):
             raise TfphysError(f"--set {key}: [{key}] is a table; set its keys one by one ({key}.KEY=VALUE)")
-        if isinstance(current, float) and type(value) is int:
-            value = float(value)
-        if type(value) is not type(current):
-            raise TfphysError(f"--set {key}={value!r}: expected {_kind(current)} like {current!r}, "
-                              f"got {_kind(value)}")
+        if len(path) > 2:
+            if current is _MISSING:
+                table = _lookup(out, path[:-1])
+                known = f" (keys of [{'.'.join(path[:-1])}]: {', '.join(table)})" if isinstance(table, dict) else ""
+                raise TfphysError(f"--set {key}: the run's config has no key {key}{known}")
+            if isinstance(current, float) and type(value) is int:
+                value = float(value)
+            if current is not None and type(value) is not type(current):
+                raise TfphysError(f"--set {key}={value!r}: expected {_kind(current)} like {current!r}, "
+                                  f"got {_kind(value)}")
         table = out
         for part in path[:-1]:
             table = table.setdefault(part, {})
         table[path[-1]] = value
+        if spec is not None:
+            try:
+                out = configs.validate(out, spec)
+            except TfphysError as err:
+                raise TfphysError(f"--set {key}: {err}") from None
     return out
-
-
-def _overridden(run, sets: Sequence[str]) -> dict:
-    """The run's saved config with ``--set`` applied (and validated, when the config module can)."""
-    if not sets:
-        return run.config
-    from tfphys import config as configs
-
-    default_path = configs.default_config_path(run.spec.name)
-    defaults = configs.load(default_path) if default_path.is_file() else {}
-    cfg = apply_sets(run.config, sets, defaults)
-    validate = getattr(configs, "validate", None)
-    return validate(cfg) if callable(validate) else cfg
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -305,7 +299,7 @@ def _eval(args: argparse.Namespace) -> int:
     from tfphys import rundir
 
     runs = [rundir.open_run(r) for r in args.runs]
-    cfgs = [_overridden(run, args.sets) for run in runs]
+    cfgs = [apply_sets(run.config, args.sets, run.spec) for run in runs]
     runs = [run.path for run in runs]
     _import_tensorflow_quietly(threads=args.threads)
 

@@ -309,14 +309,26 @@ def test_data_cli_writes_and_describes_waveforms(tmp_path, capsys):
 def test_export_float16_with_encoder_and_decoder(trained, capsys):
     from export.cli import export_main
     from export.convert import ops_used
+    from export.exporter import TOLERANCE
+    from export.latency import interpreter, run_tflite
 
-    run, _, _ = trained
+    run, cfg, _ = trained
     out = run / "export"
     assert export_main([str(run), "--float16", "--iterations", "5", "--warmup", "1", "--samples", "16",
                         "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["submodels"]) == {"encoder", "decoder"}
-    assert report["max_abs_diff"] <= report["tolerance"][0]
+    # the report's |Δ| and tolerance, recomputed from the float16 file on the 16 training waveforms it used
+    x = registry.get("cbae").representative(cfg, 16, 0)
+    assert report["n_validation"] == 16 and report["auroc_exported"] is None
+    reference = keras.saving.load_model(run / "model.keras").predict(x, verbose=0)
+    interp = interpreter((out / "model_float16.tflite").read_bytes())
+    exported = np.concatenate([run_tflite(interp, [x[i:i + 1]])[0] for i in range(len(x))])
+    diff = np.abs(exported.astype(np.float64) - reference)
+    assert report["max_abs_diff"] == pytest.approx(diff.max(), rel=1e-4)
+    assert report["mean_abs_diff"] == pytest.approx(diff.mean(), rel=1e-4)
+    scale = max(1.0, float(np.abs(reference).max()))  # [p′ ‖ s′]: tolerances in units of the output's scale
+    assert report["tolerance"] == pytest.approx([t * scale for t in TOLERANCE["float16"]])
     for name in ("model", "encoder", "decoder"):
         ops = ops_used((out / f"{name}_float16.tflite").read_bytes())
         assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]

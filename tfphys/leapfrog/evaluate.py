@@ -20,13 +20,16 @@ independent chains' time averages (``std / √n_chains``); τ_int is
 The cost is measured: wall and process-CPU time per trajectory (after compilation), and effective
 samples of Q_Z per CPU-second ``n_traj · n_chains / τ_int / CPU-s``.
 
-Sizes come from the run's ``[eval]`` table (keys of :data:`DEFAULTS`), or from the sibling command
-``python -m tfphys.leapfrog.evaluate RUN --trajectories N --betas 2 3 4 ...`` for other scans.
+Sizes come from the run's ``[eval]`` table (keys of :data:`DEFAULTS`); ``tfphys-eval RUN --set
+eval.trajectories=N --set 'eval.betas=[2, 3, 4]'`` changes them for other scans.
+
+:func:`compute` runs every sampler and returns a :class:`LeapfrogResults` (no file written);
+:func:`write_report` writes ``report.md`` and the PNGs from it; :func:`evaluate_run` opens the run
+(:mod:`tfphys.rundir`), computes, then reports.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,17 +120,15 @@ def _settings(cfg, overrides=None):
 
 
 def load_sampler(run_dir):
-    """The trained :class:`~tfphys.leapfrog.sampler.LeapfrogSampler` of a run dir."""
-    import keras
+    """The trained :class:`~tfphys.leapfrog.sampler.LeapfrogSampler` of a run dir, opened by
+    :func:`tfphys.rundir.open_run` (a bad run dir or ``model.keras`` is one :class:`TfphysError`)."""
+    from tfphys import rundir
+    from tfphys.leapfrog import sampler as leapfrog
 
-    from tfphys.leapfrog import sampler as leapfrog  # noqa: F401  (registers the classes)
-
-    path = Path(run_dir) / "model.keras"
-    if not path.is_file():
-        raise TfphysError(f"{run_dir} has no model.keras (is it a finished tfphys-train leapfrog run?)")
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    run = rundir.open_run(run_dir)
+    model = run.load_model()
     if not isinstance(model, leapfrog.LeapfrogSampler):
-        raise TfphysError(f"{path} is a {type(model).__name__}, not a LeapfrogLayers sampler")
+        raise TfphysError(f"{run.model_path} is a {type(model).__name__}, not a LeapfrogLayers sampler")
     return model
 
 
@@ -265,39 +266,63 @@ def _table(results, lattice_size):
     return rows
 
 
-def evaluate(model, out_dir, *, settings=None, seed=0, progress=True, source="") -> Path:
-    """Run the §4 comparison for a loaded sampler; write ``out_dir/report.md`` + PNGs."""
-    from tfphys.leapfrog import u1
+@dataclass
+class LeapfrogResults:
+    """Everything ``report.md`` and its figures show. Built by :func:`compute` (the sampling),
+    written by :func:`write_report`; no file is touched in between."""
+
+    #: the sizes used (keys of :data:`DEFAULTS`), the seed and where the sampler came from
+    settings: dict[str, Any]
+    seed: int
+    source: str
+    #: the sampler: target β, lattice size L (L × L), chains per sampler, N_LF, Σ ε_k, the ε_k
+    beta: float
+    lattice_size: int
+    chains: int
+    n_leapfrog: int
+    trajectory_length: float
+    step_sizes: np.ndarray
+    #: (HMC, LeapfrogLayers) at the target β (:func:`compare`)
+    main: tuple[SamplerResult, SamplerResult]
+    #: Figure 4: β → (HMC, LeapfrogLayers)
+    scan: dict[float, tuple[SamplerResult, SamplerResult]]
+    #: Figure 5: HMC trajectory lengths N_LF·ε and their τ_int(Q_R); the trained sampler's τ_int(Q_R)
+    lengths: list[float]
+    hmc_tau: list[Any]
+    trained_tau: list[Any]
+    #: Figures 6–7: per sampler, the quantities along one trajectory (``LeapfrogSampler.trace``)
+    traces: dict[str, dict[str, np.ndarray]]
+    #: the lowest chain-averaged plaquette along the trained trajectory
+    lowest_plaquette: float
+    #: the run's training history (rows of ``history.csv``; empty: no training curve)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def betas(self) -> list[float]:
+        return sorted(self.scan)
+
+
+def compute(model, *, settings=None, seed=0, progress=True, source="", history=()) -> LeapfrogResults:
+    """The §4 comparison of a loaded sampler against HMC (every sampling run of the report)."""
+    from tfphys.leapfrog.hmc import HMC
+    from tfphys.leapfrog.sampler import LeapfrogSampler
 
     s = _settings({}, settings)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     chains = int(s["chains"] or model.n_chains)
     beta, size = model.beta, model.lattice_size
 
     main = compare(model, beta, chains, int(s["thermalise"]), int(s["trajectories"]), seed, progress)
-    _plot_chains(main, out / "chains.png")
 
     # Figure 4 (and the exact-plaquette check at several β)
     scan = {}
     for b in s["betas"]:
         scan[float(b)] = compare(model, float(b), chains, int(s["scan_thermalise"]),
                                  int(s["scan_trajectories"]), seed + int(100 * b), progress)
-    betas = sorted(scan)
-    _plot_tau(betas, {f"{name} Q_R": [scan[b][i].tau["charge_real"] for b in betas]
-                      for i, name in enumerate(("HMC", "LeapfrogLayers"))}
-              | {f"{name} Q_Z": [scan[b][i].tau["charge_int"] for b in betas]
-                 for i, name in enumerate(("HMC", "LeapfrogLayers"))},
-              "β", out / "tau_vs_beta.png",
-              f"{size}×{size}, {chains} chains × {s['scan_trajectories']} trajectories; "
-              f"sampler trained at β = {beta:g} only")
 
     # Figure 5: HMC at several trajectory lengths (same ε) vs the trained sampler
     eps = model.trajectory_length() / model.n_leapfrog
     x0 = main[0].chains.x  # thermalised at β by the main comparison
     lengths, hmc_tau = [], []
-    from tfphys.leapfrog.hmc import HMC
-
     for n in s["lengths"]:
         r = SamplerResult("HMC", beta, int(n), n * eps,
                           HMC(beta, eps, int(n)).run(x0, int(s["scan_trajectories"]), seed=seed + n,
@@ -306,32 +331,59 @@ def evaluate(model, out_dir, *, settings=None, seed=0, progress=True, source="")
         lengths.append(n * eps)
         hmc_tau.append(r.tau["charge_real"])
     trained_tau = [scan[beta][1].tau["charge_real"]] if beta in scan else [main[1].tau["charge_real"]]
-    _plot_tau({"HMC": lengths, "LeapfrogLayers": [model.trajectory_length()]},
-              {"HMC": hmc_tau, "LeapfrogLayers": trained_tau}, "trajectory length N_LF·ε",
-              out / "tau_vs_length.png", f"τ_int(Q_R) at β = {beta:g}, {size}×{size}")
 
     # Figures 6-7: one trajectory, trained vs untrained (= HMC of the same length)
-    from tfphys.leapfrog.sampler import LeapfrogSampler
-
     hmc_like = LeapfrogSampler.from_config({**model.get_config(), "output_scale": 0.0,
                                             "step_size": eps, "n_chains": 1})
     x_trace = main[0].chains.x
     traces = {"LeapfrogLayers": model.trace(x_trace, seed=seed),
               "HMC (same length)": hmc_like.trace(x_trace, seed=seed)}
-    _plot_trace(traces, beta, size, out / "trajectory.png", out / "plaquette_trajectory.png")
-    mid = traces["LeapfrogLayers"]["plaquette"].mean(1).min()
+    lowest = traces["LeapfrogLayers"]["plaquette"].mean(1).min()
+    return LeapfrogResults(
+        settings=s, seed=seed, source=source, beta=beta, lattice_size=size, chains=chains,
+        n_leapfrog=model.n_leapfrog, trajectory_length=model.trajectory_length(),
+        step_sizes=model.step_sizes.numpy(), main=main, scan=scan, lengths=lengths, hmc_tau=hmc_tau,
+        trained_tau=trained_tau, traces=traces, lowest_plaquette=lowest, history=list(history))
 
-    h, t = main
+
+def write_figures(results: LeapfrogResults, out) -> None:
+    """The PNGs of the report (see the module docstring) into ``out``."""
+    r, out = results, Path(out)
+    s, size, beta, betas, scan = r.settings, r.lattice_size, r.beta, r.betas, r.scan
+    _plot_chains(r.main, out / "chains.png")
+    _plot_tau(betas, {f"{name} Q_R": [scan[b][i].tau["charge_real"] for b in betas]
+                      for i, name in enumerate(("HMC", "LeapfrogLayers"))}
+              | {f"{name} Q_Z": [scan[b][i].tau["charge_int"] for b in betas]
+                 for i, name in enumerate(("HMC", "LeapfrogLayers"))},
+              "β", out / "tau_vs_beta.png",
+              f"{size}×{size}, {r.chains} chains × {s['scan_trajectories']} trajectories; "
+              f"sampler trained at β = {beta:g} only")
+    _plot_tau({"HMC": r.lengths, "LeapfrogLayers": [r.trajectory_length]},
+              {"HMC": r.hmc_tau, "LeapfrogLayers": r.trained_tau}, "trajectory length N_LF·ε",
+              out / "tau_vs_length.png", f"τ_int(Q_R) at β = {beta:g}, {size}×{size}")
+    _plot_trace(r.traces, beta, size, out / "trajectory.png", out / "plaquette_trajectory.png")
+    if r.history:
+        _plot_training(r.history, out / "training.png")
+
+
+def markdown(results: LeapfrogResults) -> str:
+    """The text of ``report.md``."""
+    from tfphys.leapfrog import u1
+
+    r = results
+    s, seed, source, size, beta, chains = r.settings, r.seed, r.source, r.lattice_size, r.beta, r.chains
+    scan, betas, mid = r.scan, r.betas, r.lowest_plaquette
+    h, t = r.main
     lines = [
         "# LeapfrogLayers vs HMC — 2D U(1)",
         "",
         f"Sampler {source or 'in memory'}: {size}×{size} lattice, β = {beta:g}, {chains} chains, "
         f"{s['thermalise']} thermalisation + {s['trajectories']} measured trajectories each, seed {seed}. "
-        f"Trained step sizes ε_k = {np.array2string(model.step_sizes.numpy(), precision=4)}.",
+        f"Trained step sizes ε_k = {np.array2string(r.step_sizes, precision=4)}.",
         "",
         f"## Same β, lattice and trajectory length (β = {beta:g})",
         "",
-        *_table(main, size),
+        *_table(r.main, size),
         "",
         f"τ_int ratio trained/HMC: Q_Z {_ratio(t, h, 'charge_int')}, Q_R {_ratio(t, h, 'charge_real')} "
         "(goal ≤ 0.2); ESS(Q_Z)/CPU-s ratio "
@@ -367,8 +419,8 @@ def evaluate(model, out_dir, *, settings=None, seed=0, progress=True, source="")
         "",
         "| sampler | N_LF·ε | τ_int(Q_R) |",
         "|---|---|---|",
-        *[f"| HMC N_LF={n} | {length:.3f} | {tau} |" for n, length, tau in zip(s["lengths"], lengths, hmc_tau)],
-        f"| LeapfrogLayers | {model.trajectory_length():.3f} | {trained_tau[0]} |",
+        *[f"| HMC N_LF={n} | {length:.3f} | {tau} |" for n, length, tau in zip(s["lengths"], r.lengths, r.hmc_tau)],
+        f"| LeapfrogLayers | {r.trajectory_length:.3f} | {r.trained_tau[0]} |",
         "",
         "![tau vs length](tau_vs_length.png)",
         "",
@@ -382,9 +434,25 @@ def evaluate(model, out_dir, *, settings=None, seed=0, progress=True, source="")
         "![plaquette along the trajectory](plaquette_trajectory.png)",
         "",
     ]
+    text = "\n".join(lines)
+    if r.history:
+        text += "\n".join(_training_table(r.history)) + "\n"
+    return text
+
+
+def write_report(results: LeapfrogResults, out_dir) -> Path:
+    """``report.md`` and its PNGs into ``out_dir``; returns the report's path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_figures(results, out)
     report = out / "report.md"
-    report.write_text("\n".join(lines))
+    report.write_text(markdown(results))
     return report
+
+
+def evaluate(model, out_dir, *, settings=None, seed=0, progress=True, source="") -> Path:
+    """Run the §4 comparison for a loaded sampler; write ``out_dir/report.md`` + PNGs."""
+    return write_report(compute(model, settings=settings, seed=seed, progress=progress, source=source), out_dir)
 
 
 def _safe_div(a, b):
@@ -398,24 +466,24 @@ def _ratio(t, h, key):
 
 
 def evaluate_run(run_dir, cfg, out_dir, data=None, seed=0, overrides=None) -> Path:
-    """``tfphys-eval RUN`` for a leapfrog run (see the module docstring)."""
-    if data is not None:
-        raise TfphysError("leapfrog evaluation reads no data file: it samples its own configurations")
-    model = load_sampler(run_dir)
-    report = evaluate(model, out_dir, settings=_settings(cfg, overrides), seed=seed, source=str(run_dir))
-    curve = _training_curve(Path(run_dir), Path(out_dir))
-    if curve:
-        report.write_text(report.read_text() + "\n".join(curve) + "\n")
-    return report
+    """``tfphys-eval RUN`` for a leapfrog run (see the module docstring): open the run, compute, report.
 
-
-def _training_curve(run_dir, out_dir):
-    """The run's history (β_t, acceptance, tunnelling, Eq. 15 loss per epoch) as a table + PNG."""
+    The sizes are the run config's ``[eval]`` table (``tfphys-eval --set eval.KEY=VALUE`` changes
+    them there), then ``overrides`` (keys of :data:`DEFAULTS`; ``None`` values ignored).
+    """
     from tfphys.training import read_history
 
-    rows = read_history(run_dir / "history.csv")
-    if not rows:
-        return []
+    if data is not None:
+        raise TfphysError("leapfrog evaluation reads no data file: it samples its own configurations")
+    settings = _settings(cfg, overrides)
+    model = load_sampler(run_dir)
+    results = compute(model, settings=settings, seed=seed, source=str(run_dir),
+                      history=read_history(Path(run_dir) / "history.csv"))
+    return write_report(results, out_dir)
+
+
+def _plot_training(rows, out):
+    """The run's training curve (acceptance, δQ_Z, ΔQ_R² per epoch)."""
     import matplotlib.pyplot as plt
 
     epochs = [r["epoch"] for r in rows]
@@ -432,8 +500,12 @@ def _training_curve(run_dir, out_dir):
         ax.legend(fontsize=8)
     axes[1].set_yscale("symlog", linthresh=1e-3)
     fig.tight_layout()
-    fig.savefig(out_dir / "training.png", dpi=110)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def _training_table(rows):
+    """The run's history (β_t, acceptance, tunnelling, Eq. 15 loss per epoch) as Markdown lines."""
     lines = ["## Training curve", "",
              "| epoch | β_t | acceptance | δQ_Z | ⟨ΔQ_R²⟩ | val acceptance | val δQ_Z | val loss (Eq. 15) |",
              "|---|---|---|---|---|---|---|---|"]
@@ -443,40 +515,3 @@ def _training_curve(run_dir, out_dir):
                      f"| {r.get('val_acceptance', np.nan):.3f} | {r.get('val_dq_int', np.nan):.4f} "
                      f"| {r.get('val_loss', np.nan):.5f} |")
     return lines + ["", "![training](training.png)", ""]
-
-
-def main(argv=None) -> int:
-    """``python -m tfphys.leapfrog.evaluate RUN [...]``: :func:`evaluate_run` with other sizes."""
-    from tfphys.cli import _import_tensorflow_quietly, _run
-
-    p = argparse.ArgumentParser(prog="python -m tfphys.leapfrog.evaluate",
-                                description="LeapfrogLayers vs HMC (β and trajectory-length scans).")
-    p.add_argument("run", help="a tfphys-train leapfrog run dir")
-    p.add_argument("--out", help="report dir (default: RUN/eval)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--trajectories", type=int)
-    p.add_argument("--thermalise", type=int)
-    p.add_argument("--chains", type=int)
-    p.add_argument("--betas", type=float, nargs="+")
-    p.add_argument("--scan-trajectories", type=int)
-    p.add_argument("--scan-thermalise", type=int)
-    p.add_argument("--lengths", type=int, nargs="+")
-
-    def run(args):
-        from tfphys import config as configs
-
-        _import_tensorflow_quietly()
-        run_dir = Path(args.run)
-        if not (run_dir / "config.toml").is_file():
-            raise TfphysError(f"{run_dir} is not a tfphys-train run dir: it has no config.toml")
-        overrides = {k: getattr(args, k) for k in DEFAULTS}
-        report = evaluate_run(run_dir, configs.load(run_dir / "config.toml"),
-                              Path(args.out) if args.out else run_dir / "eval", None, args.seed, overrides)
-        print(f"report: {report}")
-        return 0
-
-    return _run("python -m tfphys.leapfrog.evaluate", run, p, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,15 +12,17 @@ from tfphys.cli import _import_tensorflow_quietly, _run, add_seed, add_threads
 def export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tfphys-export",
-        description="Export a trained tfphys model to TFLite (builtin ops only), validate it with the "
-                    "LiteRT runtime against Keras, time it at batch 1 and write report.json, "
-                    "report.md and latency.png.",
+        description="Export a trained tfphys model to TFLite (builtin ops only) or ONNX (--onnx), validate "
+                    "it with the LiteRT runtime (ONNX Runtime) against Keras, time it at batch 1 and write "
+                    "report.json, report.md and latency.png.",
     )
     p.add_argument("target", metavar="RUN", help="a tfphys-train run dir (or a .keras file)")
     precision = p.add_mutually_exclusive_group()
     for name, text in (("float16", "float16 weights (default; the paper's HLT export)"),
                        ("float32", "float32 only"),
-                       ("int8", "full-integer quantisation calibrated on training data")):
+                       ("int8", "full-integer quantisation calibrated on training data"),
+                       ("onnx", "float32 ONNX (opset 17, dynamic batch) for CMSSW / Triton, validated and timed "
+                                "with ONNX Runtime as CMSSW runs it (1 intra-op, 1 inter-op thread, sequential)")):
         precision.add_argument(f"--{name}", dest="precision", action="store_const", const=name, help=text)
     p.add_argument("--out", help="output dir (default: next to the model)")
     add_threads(p, default=1, text="LiteRT threads per process, and TensorFlow's for the Keras timing "

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from export import convert as conv
-from export import latency
+from export import latency, to_onnx
 from export import report as reports
 from tfphys import config as configs
 from tfphys import registry, rundir
@@ -23,7 +23,10 @@ from tfphys import registry, rundir
 #: Allowed (max |Δ|, mean |Δ|) between LiteRT and Keras outputs, in units of
 #: max(1, max |Keras output|). int8 output tensors have 256 levels and a pixel near a decision
 #: boundary may move far; its *mean* deviation is what must stay small.
-TOLERANCE = {"float32": (1e-3, 1e-4), "float16": (2e-2, 2e-3), "int8": (0.5, 1e-2)}
+TOLERANCE = {"float32": (1e-3, 1e-4), "float16": (2e-2, 2e-3), "int8": (0.5, 1e-2), "onnx": (1e-3, 1e-4)}
+#: what ``export(precision=…)`` accepts: the TFLite precisions, and ``onnx`` (float32 ONNX, validated and
+#: timed with ONNX Runtime as CMSSW runs it, beside the float32 TFLite model; :mod:`export.to_onnx`)
+TARGETS = (*conv.PRECISIONS, "onnx")
 
 
 def load_target(target) -> tuple[keras.Model, dict[str, Any], Path]:
@@ -104,7 +107,12 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
     deploy = conv.for_deployment(keras_model)
     contents = {"float32": conv.convert(deploy, "float32")}
     interps = {"float32": latency.interpreter(contents["float32"], threads)}
-    if precision != "float32":
+    onnx_content = None
+    if precision == "onnx":
+        onnx_content = to_onnx.convert(keras_model).SerializeToString()
+        (out / f"{name}.onnx").write_bytes(onnx_content)
+        session = to_onnx.session(onnx_content, threads)
+    elif precision != "float32":
         order = latency.keras_input_order(interps["float32"], [t.name for t in deploy.inputs],
                                           [t.shape[1:] for t in deploy.inputs])
         keep_float = conv.output_names(contents["float32"]) if precision == "int8" else ()
@@ -115,23 +123,30 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
 
     reference = _as_list(keras_model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0))
     outputs = {p: _run_all(i, inputs) for p, i in interps.items()}
+    if onnx_content is not None:
+        outputs["onnx"] = to_onnx.run_all(session, inputs)
+        # the dynamic batch dimension: the whole sample in one call gives the same outputs too
+        _compare(f"{name} (one batch of {len(inputs[0])})", "onnx", reference, to_onnx.run(session, inputs))
     max_diff, mean_diff, tolerance = _compare(name, precision, reference, outputs[precision])
     _compare(name, "float32", reference, outputs["float32"])
 
     one = [x[:1] for x in inputs]
-    t_exported = latency.time_tflite(interps[precision], one, runs=iterations, warmup=warmup)
+    if onnx_content is not None:
+        t_exported = to_onnx.time_session(session, one, runs=iterations, warmup=warmup)
+    else:
+        t_exported = latency.time_tflite(interps[precision], one, runs=iterations, warmup=warmup)
     t_float32 = (t_exported if precision == "float32"
                  else latency.time_tflite(interps["float32"], one, runs=iterations, warmup=warmup))
     t_keras = latency.time_keras(keras_model, one, runs=iterations, warmup=warmup)
     if timings is not None:
-        timings[f"LiteRT {precision}"] = t_exported
+        timings["ONNX Runtime" if onnx_content is not None else f"LiteRT {precision}"] = t_exported
         if precision != "float32":
             timings["LiteRT float32"] = t_float32
         timings["Keras tf.function"] = t_keras
     lat = latency.summary(t_exported)
     flops = conv.flops(keras_model)
     return {
-        "size_bytes": len(contents[precision]),
+        "size_bytes": len(onnx_content if onnx_content is not None else contents[precision]),
         "size_bytes_float32": len(contents["float32"]),
         "latency_ms": lat,
         "latency_ms_float32": latency.summary(t_float32),
@@ -142,7 +157,8 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
         "tolerance": tolerance,
         "flops": flops,
         "achieved_gflops": flops / (lat["p50"] / 1e3) / 1e9,
-        "file": f"{name}_{precision}.tflite",
+        "file": f"{name}.onnx" if onnx_content is not None else f"{name}_{precision}.tflite",
+        **({"onnx": to_onnx.describe(onnx_content)} if onnx_content is not None else {}),
         "_outputs": outputs,
         "_reference": reference,
     }
@@ -169,8 +185,8 @@ def export(target, precision: str = "float16", out=None, *, threads: int = 1, it
     if threads < 1 or iterations < 2 or warmup < 0 or budget_ms <= 0 or samples < 1:
         raise conv.ExportError("need --threads ≥ 1, --iterations ≥ 2, --warmup ≥ 0, --budget-ms > 0, "
                                "--samples ≥ 1")
-    if precision not in conv.PRECISIONS:
-        raise conv.ExportError(f"unknown precision {precision!r}; expected one of {', '.join(conv.PRECISIONS)}")
+    if precision not in TARGETS:
+        raise conv.ExportError(f"unknown precision {precision!r}; expected one of {', '.join(TARGETS)}")
     model, cfg, model_path = load_target(target)
     spec, cfg = _spec_and_config(model, cfg)
     out = Path(out) if out else model_path.parent
@@ -238,7 +254,8 @@ def export(target, precision: str = "float16", out=None, *, threads: int = 1, it
         "flops": main["flops"],
         "achieved_gflops": main["achieved_gflops"],
         "cpu": reports.cpu_info(),
-        "ops": conv.ops_used((out / main["file"]).read_bytes()),
+        "ops": (to_onnx.ops_used if precision == "onnx" else conv.ops_used)((out / main["file"]).read_bytes()),
+        **({"onnx": main["onnx"]} if precision == "onnx" else {}),
         "files": sorted({main["file"], "model_float32.tflite", *(s["file"] for s in subs.values())}),
         "submodels": subs,
     }

@@ -55,6 +55,11 @@ def verdict(report: dict[str, Any]) -> str:
             f"({report['threads']} thread{'s' if report['threads'] > 1 else ''}, batch {report['batch_size']})")
 
 
+def _engine(report: dict[str, Any]) -> str:
+    """The runtime and precision the report's main latency is of."""
+    return "ONNX Runtime float32" if report["precision"] == "onnx" else f"LiteRT {report['precision']}"
+
+
 def write_markdown(report: dict[str, Any], path) -> Path:
     r = report
     lines = [
@@ -68,7 +73,7 @@ def write_markdown(report: dict[str, Any], path) -> Path:
     ]
     gflop = r["flops"] / 1e9 if r.get("flops") else None
     for label, lat, size in (
-        (f"LiteRT {r['precision']}", r["latency_ms"], r["size_bytes"]),
+        (_engine(r), r["latency_ms"], r["size_bytes"]),
         ("LiteRT float32", r["latency_ms_float32"], r["size_bytes_float32"]),
         (f"Keras + tf.function ({r.get('keras_threads', '?')} thr.)", r["keras_latency_ms"], None),
     ):
@@ -85,6 +90,15 @@ def write_markdown(report: dict[str, Any], path) -> Path:
         f"- outputs vs Keras on {r['n_validation']} events: max |Δ| {r['max_abs_diff']:.3g}, "
         f"mean |Δ| {r['mean_abs_diff']:.3g} (tolerance {r['tolerance'][0]:g}, mean {r['tolerance'][1]:g})",
     ]
+    if r.get("onnx"):
+        o = r["onnx"]
+        tensors = {kind: ", ".join(f"`{v['name']}` {v['shape']} {v['dtype']}" for v in o[kind])
+                   for kind in ("inputs", "outputs")}
+        lines.append(f"- ONNX opset {o['opset']}, layout {o['layout']}, inputs {tensors['inputs']}; "
+                     f"outputs {tensors['outputs']}; "
+                     f"ONNX Runtime as CMSSW's ONNXService runs it ("
+                     f"{', '.join(f'{k} {v}' for k, v in o['session_options'].items())}, "
+                     f"{o['graph_optimization_level']})")
     if r.get("auroc_exported") is not None:
         lines.append(f"- AUROC of the {r.get('anomaly_score', 'anomaly')} score (background vs signal, "
                      f"{r['n_auroc']} events): Keras {r['auroc_keras']:.4f}, float32 "

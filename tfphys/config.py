@@ -233,32 +233,37 @@ def model_keys(build: Callable[..., Any], exclude: tuple[str, ...] = ()) -> dict
 
 
 # ----------------------------------------------------------------------------------------- schema
-def schema_of(spec) -> dict[str, dict[str, Key | Moved] | None]:
-    """The whole schema of ``spec``: section → {key: Key}; None: a section this (third-party) spec
-    declares no keys for, taken as given."""
+#: the key ``"*"`` of a section: any other key is accepted as given (a spec that declares no schema)
+ANY_KEY = "*"
+
+
+def schema_of(spec) -> dict[str, dict[str, Key | Moved]]:
+    """The whole schema of ``spec``: section → {key: Key}. A (third-party) spec that declares no
+    schema gets the core keys and its build signature's; its other keys are taken as given
+    (:data:`ANY_KEY`)."""
     own = dict(spec.schema or {})
     declared = bool(own)
-    out: dict[str, dict[str, Key | Moved] | None] = {}
+    out: dict[str, dict[str, Key | Moved]] = {}
     for section in ALL_SECTIONS:
         core = {"data": DATA, "train": TRAIN}.get(section, {})
         if section == "model":
             out[section] = dict(own.get("model") or model_keys(spec.build))
         elif section in own:
             out[section] = {**core, **own[section]}
-        elif section in ("data", "pipeline", "train"):
-            out[section] = dict(core) if declared or section == "train" else None
+        elif declared and section != "eval":
+            out[section] = dict(core)
         elif not declared:
-            out[section] = None  # an undeclared spec may have an [eval] of its own
+            out[section] = {**core, **({} if section == "train" else {ANY_KEY: Key(Any, None)})}
     unknown = sorted(set(own) - set(ALL_SECTIONS))
     if unknown:
         raise TfphysError(f"the schema of {spec.name} has unknown section(s) {', '.join(unknown)}")
     return out
 
 
-def _suggest(key: str, section: str, schema: Mapping[str, Mapping | None]) -> str:
+def _suggest(key: str, section: str, schema: Mapping[str, Mapping]) -> str:
     """"; did you mean X?" or "(keys of [section]: …)"."""
     table = schema.get(section) or {}
-    keys = [k for k, v in table.items() if isinstance(v, Key)]
+    keys = [k for k, v in table.items() if isinstance(v, Key) and k != ANY_KEY]
     close = difflib.get_close_matches(key, keys, n=1)
     if close:
         return f"; did you mean {close[0]}?"
@@ -270,7 +275,7 @@ def _suggest(key: str, section: str, schema: Mapping[str, Mapping | None]) -> st
     for other, otable in schema.items():
         if other != section and otable:
             for name, k in otable.items():
-                if isinstance(k, Key):
+                if isinstance(k, Key) and name != ANY_KEY:
                     elsewhere.setdefault(name, f"[{other}] {name}")
     close = [key] if key in elsewhere else difflib.get_close_matches(key, list(elsewhere), n=1)
     if close:
@@ -318,10 +323,8 @@ def resolve(spec, cfg: Mapping[str, Any], *, partial: bool = False) -> dict[str,
             raise TfphysError(f"[{name}] must be a table, got {show(value)}")
     for section in sections:  # unknown keys first ...
         table = schema[section]
-        if table is None:
-            continue
         for key in cfg.get(section, {}):
-            if not isinstance(table.get(key), Key):
+            if not isinstance(table.get(key), Key) and ANY_KEY not in table:
                 raise TfphysError(_unknown_key(section, key, schema))
     for section in sections:  # ... then types
         given = cfg.get(section, {})
@@ -334,12 +337,9 @@ def resolve(spec, cfg: Mapping[str, Any], *, partial: bool = False) -> dict[str,
     for section in sections:  # ... then required keys, and the defaults
         given = cfg.get(section, {})
         table = schema[section]
-        if table is None:
-            out[section] = copy.deepcopy(dict(given))
-            continue
         resolved = {}
         for key, spec_key in table.items():
-            if not isinstance(spec_key, Key):
+            if not isinstance(spec_key, Key) or key == ANY_KEY:
                 continue
             if key in given:
                 resolved[key] = copy.deepcopy(given[key])
@@ -347,6 +347,8 @@ def resolve(spec, cfg: Mapping[str, Any], *, partial: bool = False) -> dict[str,
                 resolved[key] = copy.deepcopy(spec_key.default)
             elif not partial:
                 raise TfphysError(f"config is missing [{section}] {key}")
+        if ANY_KEY in table:
+            resolved.update((k, copy.deepcopy(v)) for k, v in given.items() if k not in resolved)
         out[section] = resolved
     return out
 

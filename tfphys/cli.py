@@ -121,10 +121,11 @@ def train_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="model name, e.g. codae or cae (a models/MODEL.toml must exist)")
     p.add_argument("--config", help="TOML config (default: models/MODEL.toml)")
-    p.add_argument("--data", help="HDF5 data file (default: a cached dataset generated with a fixed seed)")
+    p.add_argument("--data", metavar="FILE",
+                   help="HDF5 data file (default: a cached dataset generated with a fixed seed)")
     p.add_argument("--epochs", type=int, help="override [train] epochs")
     p.add_argument("--batch-size", type=int, help="override [pipeline] batch_size")
-    p.add_argument("--out", help="run dir (default: runs/MODEL)")
+    p.add_argument("--out", metavar="DIR", help="run dir (default: runs/MODEL)")
     p.add_argument("--seed", type=int, metavar="S", help="override [train] seed (the seed of the run)")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     add_threads(p)
@@ -209,8 +210,9 @@ def eval_parser() -> argparse.ArgumentParser:
                     "evaluated together (e.g. CoDAE, CAE and baselines into one set of tables).",
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="tfphys-train run dir(s) (model.keras + config.toml)")
-    p.add_argument("--data", help="evaluation data file (default: the model family's cached test sample)")
-    p.add_argument("--out", help="report dir (default: FIRST_RUN/eval)")
+    p.add_argument("--data", metavar="FILE",
+                   help="evaluation data file (default: the model family's cached test sample)")
+    p.add_argument("--out", metavar="DIR", help="report dir (default: FIRST_RUN/eval)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="sets",
                    help="override a key of the run's saved config for this evaluation only; VALUE in TOML "
                         "(5000, 1e-3, true, [2, 3], \"text\"); repeatable, e.g. --set eval.trajectories=5000 "

@@ -53,8 +53,8 @@ def _spec_and_config(model, cfg):
     spec = registry.get(name)
     if not spec.exportable:
         raise conv.ExportError(spec.not_exportable or f"{name} has no export")
-    if not cfg:
-        cfg = configs.load(configs.default_config_path(name))
+    if not cfg:  # a .keras file outside a run dir: models/NAME.toml, completed with the schema's defaults
+        cfg = configs.resolve(spec, configs.load(configs.default_config_path(name)))
     return spec, cfg
 
 

@@ -29,7 +29,7 @@ def test_paper_sized_codvae_has_codae_sizes_plus_the_temperature_head():
     # f_R: CoDAE's 612,032 + the 1×1 temperature head on 256 channels (257 parameters).
     assert sizes == {"f_R": 612_032 + 257, "f_m": 270_594, "decoder": 763_841}
     taus = model.get_layer("latent").prior_temperatures
-    # Eq. 2's τ_i ~ U(0.1, 1), drawn from prior_seed = 0 (the default)
+    # Eq. 2's τ_i ~ U(0.1, 1), drawn from seed = 0 (the default; the trainer passes [train] seed)
     assert taus == np.random.default_rng(0).uniform(0.1, 1.0, 10).tolist()
 
 

@@ -112,11 +112,12 @@ def _tf2onnx_quietly():
         logger.setLevel(level)
 
 
-def convert(model: keras.Model, opset: int = OPSET):
+def convert(model: keras.Model, opset: int = OPSET, *, group_convs: bool = True, fuse_norms: bool = True):
     """The float32 ONNX ``ModelProto`` of ``model``: inputs named as the Keras inputs, outputs as
     the Keras outputs, batch dimension ``"batch"`` (dynamic), grouped convolutions as one ``Conv``
     each and instance norms fused. A model that cannot be converted is one :class:`ExportError`
-    naming the op(s) and the layer(s)."""
+    naming the op(s) and the layer(s). ``group_convs`` / ``fuse_norms`` False: without either
+    export-time change (``tools/bench_export.py --onnx`` times each step)."""
     import onnx
     import tf2onnx
 
@@ -125,7 +126,7 @@ def convert(model: keras.Model, opset: int = OPSET):
     except ImportError:  # pragma: no cover - a Keras without it
         patch_tf2onnx = None
 
-    deploy = for_onnx(model)
+    deploy = for_onnx(model) if group_convs else model
     specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
     fn = tf.function(lambda *a: deploy(list(a) if len(a) > 1 else a[0], training=False), input_signature=specs)
     with _tf2onnx_quietly():
@@ -141,7 +142,8 @@ def convert(model: keras.Model, opset: int = OPSET):
     unsupported = [node for node in proto.graph.node if not onnx.defs.has(node.op_type, node.domain)]
     if unsupported:
         raise ExportError(_explain(model, opset, unsupported))
-    fuse_instance_norms(proto, model)
+    if fuse_norms:
+        fuse_instance_norms(proto)
     _name_io(proto, model)
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -197,7 +199,7 @@ def _name_io(proto, model) -> None:
             dims[0].dim_param = BATCH
 
 
-def fuse_instance_norms(proto, model=None) -> int:
+def fuse_instance_norms(proto) -> int:
     """Replace each instance norm as tf2onnx spells it — ``m = GAP(x); d = x − m; v = GAP(d·d);
     r = 1/√(v + ε); y = d·(r·γ) + β``, with an optional Reshape after the first GAP — by one
     ``InstanceNormalization(x, γ, β, ε)`` node (same maths: population variance, ε inside the

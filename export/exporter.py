@@ -225,6 +225,11 @@ def export(target, precision: str = "float16", out=None, *, threads: int = 1, it
                               iterations=iterations, warmup=warmup, budget_ms=budget_ms)
             subs[name] = {k: v for k, v in result.items() if not k.startswith("_") and k != "tolerance"}
 
+    integration = []
+    if precision == "onnx":  # a Triton model directory and a CMSSW producer sketch per ONNX file
+        for name, part in {spec.name: main, **{f"{spec.name}_{k}": v for k, v in subs.items()}}.items():
+            integration += to_onnx.write_integration(out, name, (out / part["file"]).read_bytes())
+
     lat = main["latency_ms"]
     report = {
         "model": spec.name,
@@ -256,7 +261,7 @@ def export(target, precision: str = "float16", out=None, *, threads: int = 1, it
         "cpu": reports.cpu_info(),
         "ops": (to_onnx.ops_used if precision == "onnx" else conv.ops_used)((out / main["file"]).read_bytes()),
         **({"onnx": main["onnx"]} if precision == "onnx" else {}),
-        "files": sorted({main["file"], "model_float32.tflite", *(s["file"] for s in subs.values())}),
+        "files": sorted({main["file"], "model_float32.tflite", *(s["file"] for s in subs.values()), *integration}),
         "submodels": subs,
     }
     reports.write_json(report, out / "report.json")

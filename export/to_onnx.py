@@ -395,3 +395,84 @@ def describe(content: bytes) -> dict[str, Any]:
     return {"opset": next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
             "inputs": io(proto.graph.input), "outputs": io(proto.graph.output), "layout": "NHWC",
             "session_options": dict(SESSION_OPTIONS), "graph_optimization_level": GRAPH_OPTIMIZATION}
+
+
+_TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int32": "TYPE_INT32", "int64": "TYPE_INT64"}
+
+
+def triton_config(name: str, description: dict[str, Any]) -> str:
+    """A Triton ``config.pbtxt`` for the ONNX file (``backend: "onnxruntime"``, batch dimension
+    ``-1`` in the dims, ``max_batch_size: 0``, one CPU instance with CMSSW's one intra-op and one
+    inter-op thread)."""
+    def tensors(kind):
+        return ",\n".join(
+            f'  {{\n    name: "{v["name"]}"\n    data_type: {_TRITON_TYPES[v["dtype"]]}\n'
+            f'    dims: [ {", ".join(str(-1 if isinstance(d, str) or not d else d) for d in v["shape"])} ]\n  }}'
+            for v in description[kind])
+
+    return (f'name: "{name}"\nbackend: "onnxruntime"\nmax_batch_size: 0\n'
+            f"input [\n{tensors('inputs')}\n]\noutput [\n{tensors('outputs')}\n]\n"
+            'instance_group [ { count: 1 kind: KIND_CPU } ]\n'
+            'parameters { key: "intra_op_thread_count" value: { string_value: "1" } }\n'
+            'parameters { key: "inter_op_thread_count" value: { string_value: "1" } }\n')
+
+
+def cmssw_snippet(name: str, description: dict[str, Any]) -> str:
+    """A short CMSSW producer: ``cms::Ort::ONNXRuntime`` in the global cache (one session per job,
+    ONNXService's threads), the file through ``edm::FileInPath``, the inputs by name as flat NHWC."""
+    cls = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", name) if part) + "ONNXProducer"
+    ins, outs = description["inputs"], description["outputs"]
+    sizes = [int(np.prod([d for d in v["shape"][1:]])) for v in ins]
+    shapes = ", ".join("{1, " + ", ".join(str(d) for d in v["shape"][1:]) + "}" for v in ins)
+    layout = "; ".join(f'"{v["name"]}" [{", ".join(str(d) for d in v["shape"][1:])}] at '
+                       + ("((h * W + w) * C + c)" if len(v["shape"]) == 4 else "its flat index") for v in ins)
+    fills = "\n".join(f"  // input {k}: \"{v['name']}\", {sizes[k]} floats per event (fill from the event)"
+                      for k, v in enumerate(ins))
+    return f"""// {cls}.cc — from tfphys-export --onnx (opset {description['opset']}); a sketch, not a tested plugin.
+// Put {name}.onnx in a data package (e.g. MyAnalysis/MyTrigger/data/) and its path in the config.
+// Inputs are float32, flat, in the model's own NHWC order: {layout}.
+#include "FWCore/Framework/interface/Event.h"
+#include "FWCore/Framework/interface/MakerMacros.h"
+#include "FWCore/Framework/interface/stream/EDProducer.h"
+#include "FWCore/ParameterSet/interface/FileInPath.h"
+#include "FWCore/ParameterSet/interface/ParameterSet.h"
+#include "PhysicsTools/ONNXRuntime/interface/ONNXRuntime.h"
+
+class {cls} : public edm::stream::EDProducer<edm::GlobalCache<cms::Ort::ONNXRuntime>> {{
+public:
+  {cls}(const edm::ParameterSet& cfg, const cms::Ort::ONNXRuntime*) {{ produces<std::vector<float>>(); }}
+  // one session per job, shared by the streams (ONNXService: 1 intra-op, 1 inter-op thread)
+  static std::unique_ptr<cms::Ort::ONNXRuntime> initializeGlobalCache(const edm::ParameterSet& cfg) {{
+    return std::make_unique<cms::Ort::ONNXRuntime>(cfg.getParameter<edm::FileInPath>("model_path").fullPath());
+  }}
+  static void globalEndJob(const cms::Ort::ONNXRuntime*) {{}}
+
+  void produce(edm::Event& event, const edm::EventSetup&) override {{
+    cms::Ort::FloatArrays inputs{{{", ".join(f"std::vector<float>({n}, 0.f)" for n in sizes)}}};
+{fills}
+    auto outputs = globalCache()->run({{{", ".join(f'"{v["name"]}"' for v in ins)}}}, inputs, {{{shapes}}},
+                                      {{{", ".join(f'"{v["name"]}"' for v in outs)}}}, 1);
+    event.put(std::make_unique<std::vector<float>>(outputs[0]));  // "{outs[0]['name']}", flat
+  }}
+}};
+DEFINE_FWK_MODULE({cls});
+// python: process.{name} = cms.EDProducer("{cls}",
+//             model_path = cms.FileInPath("MyAnalysis/MyTrigger/data/{name}.onnx"))
+"""
+
+
+def write_integration(out, name: str, content: bytes) -> list[str]:
+    """Beside ``model.onnx``: a Triton model directory ``triton/NAME/`` (``config.pbtxt`` and
+    ``1/model.onnx``, as SONIC serves it) and ``cmssw/NAME_onnx_producer.cc``. Returns the files
+    written, relative to ``out``."""
+    from pathlib import Path
+
+    out = Path(out)
+    description = describe(content)
+    model_dir = out / "triton" / name
+    (model_dir / "1").mkdir(parents=True, exist_ok=True)
+    (model_dir / "1" / "model.onnx").write_bytes(content)
+    (model_dir / "config.pbtxt").write_text(triton_config(name, description))
+    (out / "cmssw").mkdir(exist_ok=True)
+    (out / "cmssw" / f"{name}_onnx_producer.cc").write_text(cmssw_snippet(name, description))
+    return [f"triton/{name}/config.pbtxt", f"triton/{name}/1/model.onnx", f"cmssw/{name}_onnx_producer.cc"]

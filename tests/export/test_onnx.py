@@ -215,7 +215,10 @@ def test_tfphys_export_onnx_on_a_trained_run_in_a_fresh_process(tmp_path, tiny_c
     assert set(report["submodels"]) == {"f_R", "f_m", "decoder"}
     for name in ("model", "f_R", "f_m", "decoder"):
         assert (run / f"{name}.onnx").stat().st_size > 0
-    assert {"model.onnx", "model_float32.tflite", "f_m.onnx"} <= set(report["files"])
+    assert {"model.onnx", "model_float32.tflite", "f_m.onnx", "triton/codae/config.pbtxt",
+            "triton/codae_f_m/1/model.onnx", "cmssw/codae_onnx_producer.cc"} <= set(report["files"])
+    for name in report["files"]:
+        assert (run / name).is_file(), name
     # the report's figures, recomputed here from model.onnx on the same 6 + 6 events
     spec = registry.get("codae")
     x, is_signal = spec.labelled_sample(configs.load(run / "config.toml"), labelled_file, 6, 0)
@@ -228,3 +231,77 @@ def test_tfphys_export_onnx_on_a_trained_run_in_a_fresh_process(tmp_path, tiny_c
     markdown = (run / "report.md").read_text()
     assert markdown.startswith("**WITHIN BUDGET** — codae onnx p99")
     assert "| ONNX Runtime float32 |" in markdown and "ONNX opset 17, layout NHWC" in markdown
+
+
+def _triton_model_config():
+    """The part of Triton's ``inference.ModelConfig`` (model_config.proto) a config.pbtxt of ours uses,
+    built here: ``tritonclient`` 2.73 would downgrade protobuf 7 → 6 and ml_dtypes 0.7 → 0.5 in this
+    environment. Field names and enum values as in the proto, so an unknown or misspelt field fails."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    F = descriptor_pb2.FieldDescriptorProto
+    f = descriptor_pb2.FileDescriptorProto(name="tfphys_test_model_config.proto", package="inference", syntax="proto3")
+    dtype = f.enum_type.add(name="DataType")
+    for k, v in enumerate(["TYPE_INVALID", "TYPE_BOOL", "TYPE_UINT8", "TYPE_UINT16", "TYPE_UINT32", "TYPE_UINT64",
+                           "TYPE_INT8", "TYPE_INT16", "TYPE_INT32", "TYPE_INT64", "TYPE_FP16", "TYPE_FP32",
+                           "TYPE_FP64", "TYPE_STRING", "TYPE_BF16"]):
+        dtype.value.add(name=v, number=k)
+
+    def message(name, *fields):
+        m = f.message_type.add(name=name)
+        for number, (field, kind, label, type_name) in enumerate(fields, start=1):
+            typed = {"type_name": type_name} if type_name else {}
+            m.field.add(name=field, number=number, type=kind, label=label, **typed)
+        return m
+
+    one, many = F.LABEL_OPTIONAL, F.LABEL_REPEATED
+    tensor = [("name", F.TYPE_STRING, one, ""), ("data_type", F.TYPE_ENUM, one, ".inference.DataType"),
+              ("dims", F.TYPE_INT64, many, "")]
+    message("ModelInput", *tensor)
+    message("ModelOutput", *tensor)
+    group = message("ModelInstanceGroup", ("count", F.TYPE_INT32, one, ""),
+                    ("kind", F.TYPE_ENUM, one, ".inference.ModelInstanceGroup.Kind"))
+    kind = group.enum_type.add(name="Kind")
+    for k, v in enumerate(["KIND_AUTO", "KIND_GPU", "KIND_CPU", "KIND_MODEL"]):
+        kind.value.add(name=v, number=k)
+    message("ModelParameter", ("string_value", F.TYPE_STRING, one, ""))
+    config = message("ModelConfig", ("name", F.TYPE_STRING, one, ""), ("platform", F.TYPE_STRING, one, ""),
+                     ("backend", F.TYPE_STRING, one, ""), ("max_batch_size", F.TYPE_INT32, one, ""),
+                     ("input", F.TYPE_MESSAGE, many, ".inference.ModelInput"),
+                     ("output", F.TYPE_MESSAGE, many, ".inference.ModelOutput"),
+                     ("instance_group", F.TYPE_MESSAGE, many, ".inference.ModelInstanceGroup"),
+                     ("parameters", F.TYPE_MESSAGE, many, ".inference.ModelConfig.ParametersEntry"))
+    entry = config.nested_type.add(name="ParametersEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=one)
+    entry.field.add(name="value", number=2, type=F.TYPE_MESSAGE, label=one, type_name=".inference.ModelParameter")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(f)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
+
+
+def test_triton_model_directory_and_cmssw_snippet_beside_the_onnx_file(tmp_path):
+    from google.protobuf import text_format
+
+    keras.utils.set_random_seed(0)
+    model = registry.build(registry.get("codae"), TINY["codae"]).get_layer("f_m")
+    content = to_onnx.convert(model).SerializeToString()
+    files = to_onnx.write_integration(tmp_path, "codae_f_m", content)
+    assert files == ["triton/codae_f_m/config.pbtxt", "triton/codae_f_m/1/model.onnx",
+                     "cmssw/codae_f_m_onnx_producer.cc"]
+    assert (tmp_path / files[1]).read_bytes() == content
+    config = text_format.Parse((tmp_path / files[0]).read_text(), _triton_model_config()())
+    assert config.name == "codae_f_m" and config.backend == "onnxruntime" and config.max_batch_size == 0
+    assert [(i.name, i.data_type, list(i.dims)) for i in config.input] == [("mask", 11, [-1, 72, 58, 1])]  # FP32
+    assert [(o.name, o.data_type, list(o.dims)) for o in config.output] == [("z_m", 11, [-1, 2])]
+    assert [(g.count, g.kind) for g in config.instance_group] == [(1, 2)]  # one KIND_CPU instance
+    assert {k: v.string_value for k, v in config.parameters.items()} == {"intra_op_thread_count": "1",
+                                                                         "inter_op_thread_count": "1"}
+    # names and dims Triton reads are those ONNX Runtime sees in the file
+    session = to_onnx.session(content)
+    assert [i.name for i in session.get_inputs()] == ["mask"] and [o.name for o in session.get_outputs()] == ["z_m"]
+    snippet = (tmp_path / files[2]).read_text()
+    for expected in ("edm::GlobalCache<cms::Ort::ONNXRuntime>", "edm::FileInPath", 'globalCache()->run({"mask"}',
+                     "std::vector<float>(4176, 0.f)", "{1, 72, 58, 1}", '{"z_m"}', "((h * W + w) * C + c)",
+                     "DEFINE_FWK_MODULE(CodaeFMONNXProducer)"):
+        assert expected in snippet, expected

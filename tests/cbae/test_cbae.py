@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import landau
 
 from tfphys import config as configs
-from tfphys import registry
+from tfphys import registry, rundir
 from tfphys.cbae import evaluate as ev
 from tfphys.cbae import model as cbae
 from tfphys.cbae import waveforms as wf
@@ -226,7 +226,7 @@ def trained(tmp_path_factory):
     config.write_text(TINY)
     run = root / "run"
     assert train_main(["cbae", "--config", str(config), "--out", str(run)]) == 0
-    yield run, configs.load(run / "config.toml"), config
+    yield run, rundir.read_config(run), config  # resolved: every key, defaults included
     mp.undo()
 
 

@@ -221,8 +221,23 @@ def fuse_instance_norms(proto) -> int:
         return users[0] if len(users) == 1 and users[0].op_type == op else None
 
     graph_outputs = {o.name for o in g.output}
+    producers = {out: node for node in g.node for out in node.output}
     removed, added, shapes = set(), [], {}
-    for mean in [n for n in g.node if n.op_type == "GlobalAveragePool"]:
+    def spatial_mean(node) -> bool:  # GlobalAveragePool, or ReduceMean over (H, W) of NCHW, dims kept
+        if node is None:
+            return False
+        if node.op_type == "GlobalAveragePool":
+            return True
+        attrs = {a.name: a for a in node.attribute}
+        return (node.op_type == "ReduceMean" and len(node.input) == 1 and "axes" in attrs
+                and sorted(attrs["axes"].ints) in ([2, 3], [-2, -1])
+                and (attrs["keepdims"].i if "keepdims" in attrs else 1) == 1)
+
+    def only_mean(name):
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and spatial_mean(users[0]) else None
+
+    for mean in [n for n in g.node if spatial_mean(n)]:
         x = mean.input[0]
         m_out = mean.output[0]
         chain = [mean]
@@ -239,7 +254,7 @@ def fuse_instance_norms(proto) -> int:
         scale_mul = next((u for u in d_users if u.op_type == "Mul" and u is not square), None)
         if square is None or scale_mul is None or len(d_users) != 2:
             continue
-        var = only(square.output[0], "GlobalAveragePool")
+        var = only_mean(square.output[0])
         add_eps = only(var.output[0], "Add") if var is not None else None
         sqrt = only(add_eps.output[0], "Sqrt") if add_eps is not None else None
         recip = only(sqrt.output[0], "Reciprocal") if sqrt is not None else None
@@ -258,7 +273,8 @@ def fuse_instance_norms(proto) -> int:
         if beta is None:
             add_beta, beta = None, np.zeros(1, np.float32)
         eps = const(next(i for i in add_eps.input if i != var.output[0]))
-        channels = _channels(proto, x, shapes)
+        channels = _channels(proto, x, shapes) or _conv_filters(producers.get(x), inits) or max(
+            (np.size(v) for v in (gamma, beta) if v is not None and np.size(v) > 1), default=None)
         gamma, beta = _per_channel(gamma, channels), _per_channel(beta, channels)
         if eps is None or eps.size != 1 or gamma is None or beta is None:
             continue
@@ -297,6 +313,13 @@ def _channels(proto, name, shapes) -> int | None:
         shapes.setdefault("", None)
     dims = shapes.get(name)
     return dims[1] if dims and len(dims) == 4 else None
+
+
+def _conv_filters(node, inits) -> int | None:
+    """The output channels of a ``Conv`` node (its weight's first dimension), else None."""
+    if node is None or node.op_type != "Conv" or node.input[1] not in inits:
+        return None
+    return int(inits[node.input[1]].dims[0])
 
 
 def _per_channel(value, channels):

@@ -113,8 +113,9 @@ def test_codae_graph_has_one_grouped_conv_per_layer_and_fused_instance_norms(per
 
 
 def test_instance_norms_spelt_with_reducemean_are_fused_too():
-    # tf2onnx writes a spatial mean as GlobalAveragePool once TF's grappler has folded its axes; unfolded
-    # (seen once on a heavily loaded machine: 27 of 28 norms fused) it is a ReduceMean over (H, W)
+    # tf2onnx writes the norms' spatial means as GlobalAveragePool; the same mean may also come as a
+    # ReduceMean over (H, W). Once, on a heavily loaded machine, 27 of the 28 norms were fused (not
+    # reproduced since; a ReduceMean spelling is a guess at the cause, not a diagnosis): both are matched.
     from onnx import helper
 
     keras.utils.set_random_seed(0)

@@ -158,7 +158,7 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
         "flops": flops,
         "achieved_gflops": flops / (lat["p50"] / 1e3) / 1e9,
         "file": f"{name}.onnx" if onnx_content is not None else f"{name}_{precision}.tflite",
-        **({"onnx": to_onnx.describe(onnx_content)} if onnx_content is not None else {}),
+        **({"onnx": to_onnx.describe(onnx_content, threads)} if onnx_content is not None else {}),
         "_outputs": outputs,
         "_reference": reference,
     }

@@ -83,3 +83,21 @@ def labelled_file(tmp_path_factory):
                                      sparse_events(24, label=1, mass=400.0, hits=(60, 160), seed=12)],
                               generator="test")
     return path
+
+
+#: the tiny [model] tables of the family tests (tests/conftest.py, tests/darkshowers/test_baselines.py,
+#: tests/cbae/test_cbae.py, tests/leapfrog/test_sampler.py, tests/albus/test_albus.py)
+TINY_MODELS = {
+    "codae": dict(encoder_filters=[8] * 4, mask_filters=[8] * 4, decoder_filters=[8] * 4, latent_channels=4),
+    "codvae": dict(encoder_filters=[8] * 4, mask_filters=[8] * 4, decoder_filters=[8] * 4, latent_channels=4),
+    "cae": dict(encoder_filters=[8] * 4, decoder_filters=[8] * 4, latent_channels=4),
+    "ae": dict(encoder_filters=[[4, 4], [4, 0], [4, 0]], latent_dim=8, decoder_reshape=[9, 8, 4],
+               decoder_filters=[4, 4, 4]),
+    "dirvae": dict(hidden_units=16, concentration=[1.0, 0.25, 0.1], kl_weight=0.1),
+    "cct": dict(tokenizer_filters=[4, 8], transformer_layers=1, num_heads=1, mlp_units=[8, 8], num_classes=3),
+    "cbae": dict(bottleneck=2, encoder_filters=[8, 8], encoder_units=[32], decoder_units=[32, 64],
+                 decoder_filters=[8, 8], kernel_size=3, encoder_batch_norm=True, decoder_margin=1,
+                 decoder_fourier_octaves=2),
+    "leapfrog": dict(lattice_size=3, n_leapfrog=1, n_chains=4, beta=2.0, beta_init=1.0, anneal_steps=6, units=[4]),
+    "albus": dict(down_filters=[2, 2, 4, 4, 4], up_filters=[4, 4, 2, 2], convs_per_block=1),
+}

@@ -74,6 +74,11 @@ def check_count(option: str, value: int | None) -> None:
         raise TfphysError(f"{option} must be a positive number, got {value}")
 
 
+#: the runtime was started by :func:`_import_tensorflow_quietly` (``import tfphys`` imports
+#: TensorFlow but starts no runtime: the first command still has to, quietly)
+_DEVICES_STARTED = False
+
+
 def _import_tensorflow_quietly(threads: int | None = None, strategy: str | None = None):
     """Import TensorFlow and initialise its devices without its C++ start-up notes (oneDNN,
     "could not find cuda drivers"), which are noise on a CPU machine.
@@ -86,7 +91,8 @@ def _import_tensorflow_quietly(threads: int | None = None, strategy: str | None 
     must precede every other TensorFlow op) and returned.
     """
     check_count("--threads", threads)
-    if "tensorflow" in sys.modules and strategy is None and threads is None:
+    global _DEVICES_STARTED
+    if _DEVICES_STARTED and strategy is None and threads is None:
         return None
     from tfphys.console import quiet
 
@@ -104,7 +110,8 @@ def _import_tensorflow_quietly(threads: int | None = None, strategy: str | None 
             from tfphys.distribute import make_strategy
 
             made = make_strategy(strategy)
-        tf.config.list_logical_devices()
+        tf.config.list_logical_devices()  # starts the runtime here, where its notes are parked
+    _DEVICES_STARTED = True
     # Python-side notes such as "5 out of the last 15 calls … triggered tf.function retracing"
     # (every sub-model predicted once during an export) are not the user's business.
     tf.get_logger().setLevel("ERROR")

@@ -379,7 +379,7 @@ lengths = [1]
 
 
 def test_eval_set_gives_the_leapfrog_evaluation_other_sizes(tmp_path, capsys):
-    """What ``python -m tfphys.leapfrog.evaluate RUN --trajectories … --betas …`` did."""
+    """``tfphys-eval RUN --set eval.…``: what the removed ``python -m tfphys.leapfrog.evaluate`` entry point did."""
     run = tmp_path / "leapfrog"
     run.mkdir()
     (run / "config.toml").write_text(LEAPFROG)

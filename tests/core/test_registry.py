@@ -93,3 +93,13 @@ def test_import_tfphys_registers_every_family_and_runs_no_tensorflow_op():
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "9", "True"]
     assert done.stderr == ""  # TensorFlow's start-up notes are parked
+
+
+def test_a_command_starts_the_runtime_without_its_start_up_notes():
+    """``import tfphys`` imports TensorFlow without starting it; the first command's
+    ``_import_tensorflow_quietly`` must still start it where its C++ notes (cuInit, oneDNN) are
+    parked, also when no --threads is given (they leaked into tfphys-eval's stderr once)."""
+    code = ("from tfphys.cli import _import_tensorflow_quietly; _import_tensorflow_quietly(); "
+            "import tensorflow as tf; print(int(tf.reduce_sum(tf.constant([1, 2]))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "3\n", "")

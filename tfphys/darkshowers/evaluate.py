@@ -79,7 +79,7 @@ def read_test_file(path) -> dict[str, np.ndarray]:
         raise TfphysError(f"test file {path} has no QCD background (label 0) events")
     if not np.isin(label, list(SIGNALS)).any():
         raise TfphysError(f"test file {path} has no signal events (SUEP label 1 or SVJ label 2): "
-                          f"generate one with `tfphys-data generate --process all`")
+                          f"generate one with `tfphys-data darkshowers --process all`")
     return {"masks": load_masks(path, np.arange(n)), "energy": energy, "label": label.astype(int),
             "mass": mass.astype(float), "n_tracks": n_tracks.astype(float)}
 

@@ -1,6 +1,6 @@
 """Dark-shower collision images: generators and the files they write.
 
-``generate`` is what ``tfphys-data generate`` runs: it draws events chunk by chunk from a
+``generate`` is what ``tfphys-data darkshowers`` (alias ``generate``) runs: it draws events chunk by chunk from a
 generator (``"toy"``, the built-in numpy simulator of :mod:`.toy`, is the default; ``"pythia"`` is
 Pythia 8 imaged by the same detector, :mod:`.pythia`, extra ``tfphys[pythia]``) and appends them
 to a :class:`~tfphys.darkshowers.format.DarkShowerWriter`. Each chunk gets its own child of

@@ -226,7 +226,7 @@ def test_generate_reproducible_per_seed_and_chunk(generators):
     (["--process", "suep", "--mass", "125", "--dark-photon-decay", "0.5,0.6,0.1"], "summing to 1"),
     (["--process", "suep", "--mass", "125", "--dark-photon-mass", "0.25", "--dark-photon-decay", "pions"],
      "cannot decay to 211 pairs"),
-    (["--process", "qcd", "--workers", "0"], "--workers must be ≥ 1"),
+    (["--process", "qcd", "--workers", "0"], "--workers must be a positive number, got 0"),
 ])
 def test_bad_requests_give_one_clear_error(tmp_path, capsys, extra, message):
     out = tmp_path / "x.h5"

@@ -645,7 +645,7 @@ def generate(process: str, n: int, out: str | os.PathLike, *, mass_gev: float | 
     if n <= 0:
         raise TfphysError(f"--n must be a positive number of events, got {n}")
     if workers < 1:
-        raise TfphysError(f"--workers must be ≥ 1, got {workers}")
+        raise TfphysError(f"--workers must be a positive number, got {workers}")
     cfg = physics_config(physics)
     chunk_events = CHUNK_EVENTS if chunk_events is None else int(chunk_events)
     chunks = plan(process, mass_gev, n, seed, chunk_events)

@@ -27,38 +27,23 @@ from tfphys.darkshowers.losses import SSIM, SummedBinaryCrossentropy
 from tfphys.registry import Family, FileKind, ModelSpec, Scorer
 
 
-def _autoencoder_datasets(cfg, path, seed):
+def _reading(cfg, seed):
+    """The keyword arguments both dark-shower pipelines take from the (resolved) config."""
     data, pipe = cfg["data"], cfg["pipeline"]
-    return pipeline.autoencoder_datasets(
-        path,
-        batch_size=int(pipe["batch_size"]),
-        seed=seed,
-        classes=tuple(data["classes"]),
-        val_fraction=float(data["val_fraction"]),
-        max_events=data["max_events"],
-        shuffle_buffer=int(pipe["shuffle_buffer"]),
-        augmentation=bool(pipe["augmentation"]),
-        read_block=int(pipe["read_block"]),
-        cache=bool(pipe["cache"]),
-        signal_fraction=float(data["signal_fraction"]),  # weak supervision (dirvae)
-    )
+    return dict(batch_size=pipe["batch_size"], seed=seed, val_fraction=float(data["val_fraction"]),
+                max_events=data["max_events"], shuffle_buffer=pipe["shuffle_buffer"],
+                augmentation=pipe["augmentation"], read_block=pipe["read_block"], cache=pipe["cache"])
+
+
+def _autoencoder_datasets(cfg, path, seed):
+    return pipeline.autoencoder_datasets(path, classes=tuple(cfg["data"]["classes"]),
+                                         signal_fraction=float(cfg["data"]["signal_fraction"]),  # weak supervision
+                                         **_reading(cfg, seed))
 
 
 def _classifier_datasets(cfg, path, seed):
-    data, pipe = cfg["data"], cfg["pipeline"]
-    return pipeline.classifier_datasets(
-        path,
-        batch_size=int(pipe["batch_size"]),
-        seed=seed,
-        num_classes=int(cfg["model"]["num_classes"]),
-        val_fraction=float(data["val_fraction"]),
-        max_events=data["max_events"],
-        shuffle_buffer=int(pipe["shuffle_buffer"]),
-        augmentation=bool(pipe["augmentation"]),
-        read_block=int(pipe["read_block"]),
-        cache=bool(pipe["cache"]),
-        balance=bool(pipe["balance"]),
-    )
+    return pipeline.classifier_datasets(path, num_classes=cfg["model"]["num_classes"],
+                                        balance=cfg["pipeline"]["balance"], **_reading(cfg, seed))
 
 
 def _default_data(cfg):

@@ -66,6 +66,44 @@ def test_exact_plaquette_limits():
     assert abs(u1.beta_with_plaquette(u1.exact_plaquette_infinite(3.0)) - 3.0) < 1e-8
 
 
+@pytest.mark.parametrize("beta", [0.5, 2.0, 6.0])
+@pytest.mark.parametrize("volume", [1, 2, 3, 4])
+def test_exact_charge_squared_equals_the_brute_force_integral(volume, beta):
+    """The θ-vacuum formula against direct integration over V − 1 free wrapped plaquettes."""
+    exact = u1.charge_squared_of_volume(beta, volume)
+    brute = u1.exact_charge_squared_brute_force(beta, volume, points={1: 1, 2: 400, 3: 1600, 4: 200}[volume])
+    if volume <= 2:  # one or two plaquettes in [−π, π) cannot sum to a non-zero multiple of 2π
+        assert brute == 0.0 and exact == 0.0
+    else:  # the midpoint rule's error is O(1/points) (the wrap is discontinuous)
+        assert exact > 0 and abs(brute - exact) < 2e-3 * exact, (brute, exact)
+
+
+def test_exact_charge_squared_against_links_sampled_on_a_2x2_torus():
+    """Independent of the plaquette-measure argument: uniform links on the 2×2 torus, reweighted by
+    e^{−S}, through the lattice code's own Q_Z."""
+    beta, n = 0.7, 400_000
+    x = u1.random_links((n, 2, 2, 2), seed=11, dtype=tf.float64)
+    q2 = u1.charge_int(x).numpy() ** 2
+    w = np.exp(-u1.wilson_action(x, beta).numpy())
+    w /= w.sum()
+    mean = float((w * q2).sum())
+    err = float(np.sqrt((w ** 2 * (q2 - mean) ** 2).sum()))  # delta method for a weighted mean
+    exact = u1.exact_charge_squared(beta, 2)
+    assert abs(mean - exact) < 3 * err and err < 0.02 * exact, (mean, err, exact)
+
+
+def test_exact_charge_squared_limits():
+    beta = np.array([2.0, 6.0])
+    # large volume: only the k = 0 term, V × one plaquette's ⟨φ²⟩ / 4π² (von Mises, on [−π, π))
+    phi = np.linspace(-math.pi, math.pi, 200_001)
+    for b, chi in zip(beta, u1.exact_charge_squared(beta, 32) / 32 ** 2):
+        dens = np.exp(b * (np.cos(phi) - 1))
+        assert chi == pytest.approx(np.trapezoid(phi ** 2 * dens, phi) / np.trapezoid(dens, phi)
+                                    / (4 * math.pi ** 2), rel=1e-6)
+    with pytest.raises(ValueError):
+        u1.exact_charge_squared(2.0, 0)
+
+
 def test_tunnelling_rate_is_eq6():
     q = np.array([[0, 1], [1, 1], [-1, 1]])
     np.testing.assert_allclose(u1.tunnelling_rate(q), [1.5, 0.0])
@@ -94,6 +132,9 @@ def test_hmc_reproduces_the_exact_finite_volume_plaquette():
     assert abs(mean - exact) < 3 * err, (mean, err, exact)
     assert err < 5e-3  # the test has teeth: exact(L=4) differs from I₁/I₀ by 6e-3
     assert chains.acceptance.mean() > 0.7
+    q2 = (chains.charge_int ** 2).mean(axis=0)  # and the topological susceptibility
+    q2_mean, q2_err, q2_exact = q2.mean(), q2.std(ddof=1) / np.sqrt(len(q2)), u1.exact_charge_squared(beta, size)
+    assert abs(q2_mean - q2_exact) < 3 * q2_err and q2_err < 0.2 * q2_exact, (q2_mean, q2_err, q2_exact)
 
 
 def test_autocorrelation_time_of_an_ar1_process():

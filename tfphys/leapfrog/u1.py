@@ -141,6 +141,91 @@ def exact_plaquette(beta, lattice_size, n_max=None):
     return out if out.size > 1 else float(out[0])
 
 
+def _plaquette_moments(beta, n):
+    """``(1/2π)∫_{−π}^{π} dφ φ^m e^{β(cos φ − 1)} e^{ikφ}`` for ``m = 0, 1, 2`` and ``k ∈ n``.
+
+    Returns ``(a, b, c)`` of shape ``(len(n), len(beta))``: ``a_k = e^{−β} I_k(β)`` (SciPy's ``ive``),
+    ``b_k = (1/π)∫_0^π φ sin(kφ) e^{β(cos φ − 1)} dφ`` (the m = 1 moment is ``i b_k``) and
+    ``c_k = (1/π)∫_0^π φ² cos(kφ) e^{β(cos φ − 1)} dφ``, by Gauss–Legendre quadrature on ``[0, π]``
+    (the integrands are smooth and the nodes resolve ``cos(kφ)`` for every ``k`` summed).
+    """
+    from scipy.special import ive
+
+    nodes, weights = np.polynomial.legendre.leggauss(max(400, 8 * int(np.abs(n).max()) + 200))
+    phi, w = 0.5 * math.pi * (nodes + 1.0), 0.5 * math.pi * weights
+    damp = np.exp(beta[None, :] * (np.cos(phi)[:, None] - 1.0))  # (nodes, betas)
+    kphi = n[:, None] * phi[None, :]  # (k, nodes)
+    b = (np.sin(kphi) * (w * phi)) @ damp / math.pi
+    c = (np.cos(kphi) * (w * phi ** 2)) @ damp / math.pi
+    return ive(n[:, None], beta[None, :]), b, c
+
+
+def exact_charge_squared(beta, lattice_size, n_max=None):
+    """``⟨Q_Z²⟩`` on the finite ``L × L`` torus (``V = L²`` plaquettes); ``χ_Q = ⟨Q_Z²⟩ / V``.
+
+    On the torus the Haar measure of the links, mapped to the wrapped plaquette angles
+    ``φ_P = ⌊x_P⌉ ∈ [−π, π)``, is the uniform measure on ``[−π, π)^V`` restricted to
+    ``Σ_P φ_P ∈ 2πℤ`` (``Σ_P x_P = 0``), and ``Q_Z = Σ_P φ_P / 2π``. With the Poisson sum
+    ``Σ_m δ(y − 2πm) = (1/2π) Σ_k e^{iky}`` the θ-vacuum partition function is::
+
+        Z(θ) = Σ_{k∈ℤ} f(k + θ/2π)^V,   f(ν) = (1/2π) ∫_{−π}^{π} dφ e^{β cos φ + iνφ}
+
+    (``f(k) = I_k(β)``: at θ = 0 the character expansion of :func:`exact_plaquette`). Then
+    ``⟨Q_Z²⟩ = −∂²_θ log Z |_{θ=0}``; with ``a_k = f(k)``, ``f'(k) = i b_k``, ``f''(k) = −c_k``
+    (:func:`_plaquette_moments`) and ``Z'(0) = 0`` (``b_{−k} = −b_k``)::
+
+        ⟨Q_Z²⟩ = Σ_k a_k^V [V c_k / a_k − V(V−1) (b_k / a_k)²] / (4π² Σ_k a_k^V)
+
+    For ``V ≤ 2``, ``Q_Z ≡ 0``. The sum runs over ``k ∈ [−n_max, n_max]`` (weights ``(a_k/a_0)^V``
+    in log space). At large ``V`` only ``k = 0`` survives and ``⟨Q_Z²⟩ → V ⟨φ²⟩ / 4π²``, one
+    plaquette's von Mises variance. ``beta`` may be an array.
+    """
+    if int(lattice_size) < 1:
+        raise ValueError(f"lattice_size must be positive, got {lattice_size}")
+    return charge_squared_of_volume(beta, int(lattice_size) ** 2, n_max)
+
+
+def charge_squared_of_volume(beta, volume, n_max=None):
+    """:func:`exact_charge_squared` for ``volume`` plaquettes on a torus (any ``V ≥ 1``)."""
+    volume = int(volume)
+    if volume < 1:
+        raise ValueError(f"volume must be positive, got {volume}")
+    beta = np.atleast_1d(np.asarray(beta, dtype=np.float64))
+    if volume <= 2:  # |Σ φ_P| < 2π: Q_Z ≡ 0 (and the k-sum, weighted by a_k^{V−1}, converges slowly)
+        out = np.zeros_like(beta)
+        return out if out.size > 1 else 0.0
+    n_max = n_max or int(max(30, 4 * beta.max() + 20))
+    n = np.arange(-n_max, n_max + 1)
+    a, b, c = _plaquette_moments(beta, n)
+    log_w = volume * (np.log(a) - np.log(a[n_max]))  # (a_k / a_0)^V, k = 0 at index n_max
+    w = np.exp(log_w - log_w.max(axis=0))
+    terms = volume * c / a - volume * (volume - 1) * (b / a) ** 2
+    out = (w * terms).sum(axis=0) / w.sum(axis=0) / (4.0 * math.pi ** 2)
+    return out if out.size > 1 else float(out[0])
+
+
+def exact_charge_squared_brute_force(beta, n_plaquettes, points=400):
+    """``⟨Q_Z²⟩`` for ``n_plaquettes`` ≤ 4 plaquettes by direct integration over the wrapped
+    plaquette angles (the test of :func:`exact_charge_squared`, which this does not call):
+    ``φ_1 … φ_{V−1}`` on a midpoint grid of ``[−π, π)``, ``φ_V = ⌊−Σφ_i⌉`` (so ``Σφ ∈ 2πℤ``),
+    weight ``e^{β Σ cos φ_P}``, ``Q = Σ φ_P / 2π``. ``V = 1`` is ``Q = 0``.
+    """
+    volume = int(n_plaquettes)
+    if not 1 <= volume <= 4:
+        raise ValueError(f"brute force integrates 1 to 4 plaquettes, got {n_plaquettes}")
+    if volume == 1:
+        return 0.0
+    grid = -math.pi + TWO_PI * (np.arange(points) + 0.5) / points
+    free = np.meshgrid(*([grid] * (volume - 1)), indexing="ij")
+    total = sum(free)
+    last = total - TWO_PI * np.floor((total + math.pi) / TWO_PI)
+    last = -last  # ⌊−Σφ⌉ (the grid is symmetric; −π maps to π only on a null set)
+    phis = [*free, last]
+    weight = np.exp(float(beta) * (sum(np.cos(p) for p in phis) - volume))
+    q = sum(phis) / TWO_PI
+    return float((weight * q ** 2).sum() / weight.sum())
+
+
 def beta_with_plaquette(plaquette):
     """The β at which the infinite-volume ``⟨cos x_P⟩`` equals ``plaquette`` (for Figure 7's
     "effective coupling" reading of a trajectory); NaN outside ``(0, 1)``."""

@@ -36,6 +36,16 @@ def export_parser() -> argparse.ArgumentParser:
     add_seed(p, "the validation and calibration samples")
     p.add_argument("--no-submodels", dest="submodels", action="store_false",
                    help="skip exporting the nested sub-models (CoDAE: f_R, f_m, decoder)")
+    hlt = p.add_argument_group("the report in HLT terms")
+    hlt.add_argument("--rate-hz", type=float, default=100e3, metavar="HZ",
+                     help="input rate for the farm cost and the working point (default 100 kHz: the L1 accept rate)")
+    point = hlt.add_mutually_exclusive_group()
+    point.add_argument("--background-rate-hz", type=float, metavar="HZ",
+                       help="working point: the background rate kept at --rate-hz (default 1000 Hz)")
+    point.add_argument("--background-efficiency", type=float, metavar="EFF",
+                       help="working point: the background efficiency kept, in (0, 1)")
+    hlt.add_argument("--instances", type=int, metavar="N",
+                     help="concurrent single-thread instances, one fresh process each (default: the cores; 0: none)")
     p.set_defaults(precision="float16")
     return p
 
@@ -48,13 +58,28 @@ def _export(args: argparse.Namespace) -> int:
 
     report = export(args.target, args.precision, args.out, threads=args.threads, iterations=args.iterations,
                     warmup=args.warmup, budget_ms=args.budget_ms, data=args.data,
-                    samples=args.samples, seed=args.seed, submodels=args.submodels)
+                    samples=args.samples, seed=args.seed, submodels=args.submodels, rate_hz=args.rate_hz,
+                    background_rate_hz=args.background_rate_hz, background_efficiency=args.background_efficiency,
+                    n_instances=args.instances)
     print(verdict(report).replace("**", ""))
     for name, sub in report["submodels"].items():
         print(f"  {name:<8} p50 {sub['latency_ms']['p50']:7.2f} ms  p99 {sub['latency_ms']['p99']:7.2f} ms")
     if report["auroc_exported"] is not None:
         print(f"AUROC ({report['anomaly_score']}): float32 {report['auroc_float32']:.4f}, "
               f"{report['precision']} {report['auroc_exported']:.4f}")
+    for name, part in {"model": report, **report["submodels"]}.items():
+        cores, c = part["farm_cores"], part["concurrent"]
+        line = (f"  {name:<8} at {report['input_rate_hz'] / 1e3:g} kHz: {cores['wall']:.0f} cores (wall), "
+                f"{cores['cpu']:.0f} (CPU)")
+        if c:
+            line += (f"; {c['instances']} instances {c['events_per_s']:.0f} events/s, "
+                     f"+{c['rss_load_bytes'] / 1e6:.1f} MB, threads +{c['threads_added']}")
+        print(line)
+    wp = report["working_point"]
+    if wp:
+        print(f"working point: score > {wp['threshold']:.6g} keeps {wp['background_efficiency']:.3g} of "
+              f"{wp['background_events']} background events, {wp['signal_efficiency_all']:.3f} of the signal; "
+              f"{wp['flips']} of {wp['flip_events']} decisions flip vs Keras")
     print(f"report: {Path(args.out or Path(report['source']).parent) / 'report.md'}")
     return 0
 

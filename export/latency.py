@@ -2,13 +2,17 @@
 
 Each call warms up, then times ``runs`` single invocations with ``time.perf_counter_ns`` and
 returns the raw timings in milliseconds; :func:`summary` reduces them to the report's statistics.
+With ``cpu=True`` it also returns the CPU time of each invocation: the process's
+(``time.process_time_ns``: every thread, so a runtime's own thread pool counts) and the calling
+thread's (``time.thread_time_ns``), as a :class:`Timing`.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -98,35 +102,57 @@ def run_tflite(interp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [interp.get_tensor(i) for i in output_indices(interp)]
 
 
-def time_tflite(interp, inputs: Sequence[np.ndarray], *, runs: int = 200, warmup: int = 20) -> np.ndarray:
-    """Milliseconds per ``invoke()`` (inputs set once: the HLT path reuses its buffers)."""
-    set_inputs(interp, inputs)
+class Timing(NamedTuple):
+    """Per-invocation milliseconds: wall clock, process CPU (all threads), calling thread's CPU."""
+
+    wall: np.ndarray
+    cpu: np.ndarray
+    thread_cpu: np.ndarray
+
+
+def time_calls(call: Callable[[], object], *, runs: int = 200, warmup: int = 20, cpu: bool = False):
+    """``call()`` ``warmup`` times, then ``runs`` timed calls: wall milliseconds per call, or with
+    ``cpu`` a :class:`Timing` (wall, process CPU, thread CPU per call)."""
     for _ in range(warmup):
-        interp.invoke()
-    times = np.empty(runs)
+        call()
+    wall, process, thread = np.empty(runs), np.empty(runs), np.empty(runs)
     for i in range(runs):
-        start = time.perf_counter_ns()
-        interp.invoke()
-        times[i] = (time.perf_counter_ns() - start) / 1e6
-    return times
+        p0, t0, start = time.process_time_ns(), time.thread_time_ns(), time.perf_counter_ns()
+        call()
+        end, t1, p1 = time.perf_counter_ns(), time.thread_time_ns(), time.process_time_ns()
+        wall[i], process[i], thread[i] = (end - start) / 1e6, (p1 - p0) / 1e6, (t1 - t0) / 1e6
+    return Timing(wall, process, thread) if cpu else wall
 
 
-def time_keras(model, inputs: Sequence[np.ndarray], *, runs: int = 200, warmup: int = 20) -> np.ndarray:
+def time_tflite(interp, inputs: Sequence[np.ndarray], *, runs: int = 200, warmup: int = 20, cpu: bool = False):
+    """Milliseconds per ``invoke()`` (inputs set once: the HLT path reuses its buffers); see :func:`time_calls`."""
+    set_inputs(interp, inputs)
+    return time_calls(interp.invoke, runs=runs, warmup=warmup, cpu=cpu)
+
+
+def time_keras(model, inputs: Sequence[np.ndarray], *, runs: int = 200, warmup: int = 20, cpu: bool = False):
     """Milliseconds per call of ``model`` compiled with ``tf.function`` (result fetched each time)."""
     import tensorflow as tf
 
     args = [tf.constant(x) for x in inputs]
     fn = tf.function(lambda *a: model(list(a) if len(a) > 1 else a[0], training=False))
-    for _ in range(max(warmup, 1)):
-        _fetch(fn(*args))
-    times = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        _fetch(fn(*args))
-        times[i] = (time.perf_counter_ns() - start) / 1e6
-    return times
+    _fetch(fn(*args))
+    return time_calls(lambda: _fetch(fn(*args)), runs=runs, warmup=max(warmup - 1, 0), cpu=cpu)
 
 
 def _fetch(outputs):
     for out in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
         out.numpy()
+
+
+def describe(interp) -> dict:
+    """Input and output tensors (name, shape, dtype) of a LiteRT interpreter, and the layout (NHWC:
+    the Keras layout, which the converter keeps), for the report."""
+    def io(details):
+        return [{"name": d["name"], "shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"]).name}
+                for d in details]
+
+    details = interp.get_output_details()
+    by_index = {d["index"]: d for d in details}
+    return {"inputs": io(interp.get_input_details()), "outputs": io([by_index[i] for i in output_indices(interp)]),
+            "layout": "NHWC"}

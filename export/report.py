@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from export import files  # noqa: E402
+
 #: Keys every report.json has (the schema tests check them).
 REQUIRED_KEYS = (
     "model", "precision", "threads", "batch_size", "size_bytes", "size_bytes_float32",
@@ -39,9 +41,7 @@ def cpu_info() -> dict[str, Any]:
 
 
 def write_json(report: dict[str, Any], path) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
-    return path
+    return files.write_text(path, json.dumps(report, indent=2, sort_keys=False) + "\n")
 
 
 def _fmt_latency(lat: dict[str, float]) -> str:
@@ -115,10 +115,9 @@ def write_markdown(report: dict[str, Any], path) -> Path:
                 f"{_fmt_latency(s['latency_ms_float32'])} | {_fmt_latency(s['keras_latency_ms'])} | "
                 f"{s['flops'] / 1e6:.1f} | {s['achieved_gflops']:.1f} | {s['max_abs_diff']:.3g} | "
                 f"{'✓' if s['within_budget'] else '✗'} |")
+    lines += _hlt_lines(r)
     lines += ["", f"Files: {', '.join(f'`{f}`' for f in r.get('files', []))}", ""]
-    path = Path(path)
-    path.write_text("\n".join(lines))
-    return path
+    return files.write_text(path, "\n".join(lines))
 
 
 def plot_latency(timings: dict[str, np.ndarray], budget_ms: float, path, *, title: str) -> Path:
@@ -139,6 +138,81 @@ def plot_latency(timings: dict[str, np.ndarray], budget_ms: float, path, *, titl
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    with files.replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
+
+
+def _parts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {"model": r, **r["submodels"]}
+
+
+def _label(name: str) -> str:
+    return "full model" if name == "model" else f"`{name}` (pre-filter)" if name == "f_m" else f"`{name}`"
+
+
+def _hlt_lines(r: dict[str, Any]) -> list[str]:
+    """The report in HLT terms: time and CPU per event, threads, memory, N instances, farm cost,
+    the working point, and what the artifacts are."""
+    if "farm_cores" not in r:
+        return []
+    rate = r["input_rate_hz"]
+    lines = ["", "## In HLT terms", "",
+             f"Batch 1, one event per call. CPU = process CPU time per call (every thread of the process; "
+             f"the calling thread's alone in brackets). Farm cost = input rate {rate / 1e3:g} kHz × time "
+             f"per event, in cores.", "",
+             "| model | mean / p99 ms | CPU ms (thread) | threads: runtime imported → loaded → running | RSS added MB "
+             "(after runs) | N inst. | events/s total | mean ms per inst. | cores: wall | CPU | N inst. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    flagged = []
+    for name, p in _parts(r).items():
+        c, f = p.get("concurrent"), p["farm_cores"]
+        if c:
+            threads = (f"{c['threads_before_load']} → {c['threads_after_load']} → {c['threads_during']}"
+                       + (f" **(+{c['threads_added']})**" if c["threads_added"] else ""))
+            if c["threads_added"]:
+                flagged.append(f"{_label(name)} +{c['threads_added']}")
+            conc = (f"{c['rss_load_bytes'] / 1e6:.1f} ({c['rss_after_runs_bytes'] / 1e6:.1f}) | {c['instances']} | "
+                    f"{c['events_per_s']:.0f} | {c['mean_ms']:.2f}")
+            cores_n = f"{f['concurrent']:.0f}"
+        else:
+            threads, conc, cores_n = "–", "– | – | – | –", "–"
+        lines.append(f"| {_label(name)} | {p['latency_ms']['mean']:.2f} / {p['latency_ms']['p99']:.2f} | "
+                     f"{p['cpu_ms']['mean']:.2f} ({p['cpu_ms']['thread_mean']:.2f}) | {threads} | {conc} | "
+                     f"{f['wall']:.0f} | {f['cpu']:.0f} | {cores_n} |")
+    lines.append("")
+    if r.get("concurrent"):
+        lines.append(f"- threads and memory from {r['concurrent']['instances']} single-thread instances, each a "
+                     f"fresh process (multiprocessing spawn) loading the file and running the same event; "
+                     + (f"**a runtime started threads of its own**: {', '.join(flagged)}" if flagged
+                        else "no runtime started a thread of its own"))
+    wp = r.get("working_point")
+    if wp:
+        asked = (f"background rate {wp['background_rate_hz']:g} Hz of {wp['input_rate_hz'] / 1e3:g} kHz"
+                 if "background_rate_hz" in wp else f"background efficiency {wp['background_efficiency_asked']:g}")
+        lines += [f"- working point ({asked}: efficiency {wp['background_efficiency_target']:.3g}): the "
+                  f"{r.get('anomaly_score', 'anomaly')} score of the exported model > **{wp['threshold']:.6g}** keeps "
+                  f"{wp['background_efficiency']:.3g} of {wp['background_events']} background events"
+                  + (f" (the sample resolves {wp['resolution']:.3g}: raise --samples)"
+                     if wp["background_efficiency_target"] < wp["resolution"] else "")
+                  + f"; trigger decisions that flip between the export and Keras at it: **{wp['flips']}** of "
+                    f"{wp['flip_events']}", "",
+                  "| signal | events | efficiency at the threshold |", "|---|---|---|"]
+        lines += [f"| {c} | {v['events']} | {v['efficiency']:.3f} |" for c, v in wp["signal_efficiency"].items()]
+        lines.append(f"| all signal | {sum(v['events'] for v in wp['signal_efficiency'].values())} | "
+                     f"{wp['signal_efficiency_all']:.3f} |")
+        lines.append("")
+    lines += ["### Artifacts", "", "| file | inputs | outputs | sha256 |", "|---|---|---|---|"]
+    for name, p in _parts(r).items():
+        io = p["io"]
+
+        def tensors(kind):
+            return "; ".join(f"`{v['name']}` {v['shape']} {v['dtype']}" for v in io[kind])
+
+        lines.append(f"| `{p['file']}` | {tensors('inputs')} ({io['layout']}) | {tensors('outputs')} | "
+                     f"`{r['sha256'].get(p['file'], '?')}` |")
+    v = r.get("versions", {})
+    lines += ["", "Toolchain: " + ", ".join(f"{k} {v[k] or '–'}" for k in v)
+              + (f"; ONNX opset {r['onnx']['opset']}" if r.get("onnx") else "")]
+    return lines

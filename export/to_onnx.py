@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -383,17 +382,12 @@ def run_all(sess, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.concatenate(outs) for outs in zip(*per_event)]
 
 
-def time_session(sess, inputs: Sequence[np.ndarray], *, runs: int = 200, warmup: int = 20) -> np.ndarray:
+def time_session(sess, inputs: Sequence[np.ndarray], *, runs: int = 200, warmup: int = 20, cpu: bool = False):
     """Milliseconds per ``run()`` with the inputs prepared once (as :func:`export.latency.time_tflite`)."""
+    from export.latency import time_calls
+
     feed = feeds(sess, inputs)
-    for _ in range(warmup):
-        sess.run(None, feed)
-    times = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        sess.run(None, feed)
-        times[i] = (time.perf_counter_ns() - start) / 1e6
-    return times
+    return time_calls(lambda: sess.run(None, feed), runs=runs, warmup=warmup, cpu=cpu)
 
 
 def ops_used(content: bytes) -> list[str]:
@@ -443,8 +437,11 @@ def triton_config(name: str, description: dict[str, Any]) -> str:
 
 
 def cmssw_snippet(name: str, description: dict[str, Any]) -> str:
-    """A short CMSSW producer: ``cms::Ort::ONNXRuntime`` in the global cache (one session per job,
-    ONNXService's threads), the file through ``edm::FileInPath``, the inputs by name as flat NHWC."""
+    """A short CMSSW producer: ``cms::Ort::ONNXRuntime`` in the global cache (one session per job, made
+    with ``ONNXRuntime::defaultSessionOptions(Backend::cpu)``: ONNXService's threads), the file through
+    ``edm::FileInPath``, the inputs by name as flat NHWC, and
+    ``run(input_names, FloatArrays&, input_shapes, output_names, batch_size)`` — the signatures of
+    ``PhysicsTools/ONNXRuntime/interface/ONNXRuntime.h``."""
     cls = "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", name) if part) + "ONNXProducer"
     ins, outs = description["inputs"], description["outputs"]
     sizes = [int(np.prod([d for d in v["shape"][1:]])) for v in ins]
@@ -459,18 +456,27 @@ def cmssw_snippet(name: str, description: dict[str, Any]) -> str:
 #include "FWCore/Framework/interface/Event.h"
 #include "FWCore/Framework/interface/MakerMacros.h"
 #include "FWCore/Framework/interface/stream/EDProducer.h"
+#include "FWCore/ParameterSet/interface/ConfigurationDescriptions.h"
 #include "FWCore/ParameterSet/interface/FileInPath.h"
 #include "FWCore/ParameterSet/interface/ParameterSet.h"
+#include "FWCore/ParameterSet/interface/ParameterSetDescription.h"
 #include "PhysicsTools/ONNXRuntime/interface/ONNXRuntime.h"
 
 class {cls} : public edm::stream::EDProducer<edm::GlobalCache<cms::Ort::ONNXRuntime>> {{
 public:
   {cls}(const edm::ParameterSet& cfg, const cms::Ort::ONNXRuntime*) {{ produces<std::vector<float>>(); }}
-  // one session per job, shared by the streams (ONNXService: 1 intra-op, 1 inter-op thread)
+  // one session per job, shared by the streams; ONNXService's options (1 intra-op, 1 inter-op thread)
   static std::unique_ptr<cms::Ort::ONNXRuntime> initializeGlobalCache(const edm::ParameterSet& cfg) {{
-    return std::make_unique<cms::Ort::ONNXRuntime>(cfg.getParameter<edm::FileInPath>("model_path").fullPath());
+    auto options = cms::Ort::ONNXRuntime::defaultSessionOptions(cms::Ort::Backend::cpu);
+    return std::make_unique<cms::Ort::ONNXRuntime>(cfg.getParameter<edm::FileInPath>("model_path").fullPath(),
+                                                   &options);
   }}
   static void globalEndJob(const cms::Ort::ONNXRuntime*) {{}}
+  static void fillDescriptions(edm::ConfigurationDescriptions& descriptions) {{
+    edm::ParameterSetDescription desc;
+    desc.add<edm::FileInPath>("model_path", edm::FileInPath("MyAnalysis/MyTrigger/data/{name}.onnx"));
+    descriptions.addWithDefaultLabel(desc);
+  }}
 
   void produce(edm::Event& event, const edm::EventSetup&) override {{
     cms::Ort::FloatArrays inputs{{{", ".join(f"std::vector<float>({n}, 0.f)" for n in sizes)}}};
@@ -488,16 +494,17 @@ DEFINE_FWK_MODULE({cls});
 
 def write_integration(out, name: str, content: bytes) -> list[str]:
     """Beside ``model.onnx``: a Triton model directory ``triton/NAME/`` (``config.pbtxt`` and
-    ``1/model.onnx``, as SONIC serves it) and ``cmssw/NAME_onnx_producer.cc``. Returns the files
-    written, relative to ``out``."""
+    ``1/model.onnx``, as SONIC serves it) and ``cmssw/NAME_onnx_producer.cc``, each written whole
+    (:mod:`export.files`: the directory is swapped in at once). Returns the files written, relative
+    to ``out``."""
     from pathlib import Path
+
+    from export import files
 
     out = Path(out)
     description = describe(content)
-    model_dir = out / "triton" / name
-    (model_dir / "1").mkdir(parents=True, exist_ok=True)
-    (model_dir / "1" / "model.onnx").write_bytes(content)
-    (model_dir / "config.pbtxt").write_text(triton_config(name, description))
+    files.replace_dir(out / "triton" / name, {"config.pbtxt": triton_config(name, description).encode(),
+                                              "1/model.onnx": content})
     (out / "cmssw").mkdir(exist_ok=True)
-    (out / "cmssw" / f"{name}_onnx_producer.cc").write_text(cmssw_snippet(name, description))
+    files.write_text(out / "cmssw" / f"{name}_onnx_producer.cc", cmssw_snippet(name, description))
     return [f"triton/{name}/config.pbtxt", f"triton/{name}/1/model.onnx", f"cmssw/{name}_onnx_producer.cc"]

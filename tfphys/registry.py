@@ -78,6 +78,9 @@ class ModelSpec:
     representative: Callable[[dict[str, Any], int, int], Any] | None = None
     #: (cfg, path or None, n_per_class, seed) -> (inputs, is_signal); None path: a default sample
     labelled_sample: Callable[[dict[str, Any], Path | None, int, int], tuple[Any, Any]] | None = None
+    #: (cfg, path or None, n_per_class, seed) -> the class name of each event of ``labelled_sample``
+    #: with the same arguments (e.g. "QCD", "SUEP 125 GeV"): ``tfphys-export``'s per-signal-point efficiencies
+    sample_classes: Callable[[dict[str, Any], Path | None, int, int], Any] | None = None
     #: (inputs, model outputs) -> per-event score, larger = more anomalous
     anomaly_score: Callable[[Any, Any], Any] | None = None
     #: what ``tfphys-eval RUN [RUN ...]`` runs: (run_dir, cfg, out_dir, data or None, seed, *,

@@ -49,7 +49,7 @@ def _run_dir(tmp_path, build, data_path, **kwargs):
 def test_export_round_trip_and_report_schema(tmp_path, qcd_file, labelled_file, capsys, build, extra, precision):
     run = _run_dir(tmp_path, build, qcd_file, **TINY, **extra)
     rc = export_main([str(run), f"--{precision}", "--iterations", "5", "--warmup", "1", "--data",
-                      str(labelled_file), "--samples", "12"])
+                      str(labelled_file), "--samples", "12", "--instances", "1"])
     out = capsys.readouterr().out
     assert rc == 0 and "WITHIN BUDGET" in out
     report = json.loads((run / "report.json").read_text())
@@ -85,6 +85,42 @@ def test_export_round_trip_and_report_schema(tmp_path, qcd_file, labelled_file, 
             assert not [op for op in ops_used(content) if op.startswith("Flex") or op == "CUSTOM"]
     assert (run / "report.md").read_text().startswith("**WITHIN BUDGET**")
     assert (run / "latency.png").stat().st_size > 0
+    _check_hlt_figures(run, report, score(x, reference), score(x, exported), is_signal)
+
+
+def _check_hlt_figures(run, report, keras_scores, exported_scores, is_signal, *, rate_hz=1e5, efficiency=0.01):
+    """The report in HLT terms against what the files and the arithmetic of export.hlt give."""
+    import tensorflow as tf
+
+    from export import files, hlt
+
+    wp = report["working_point"]
+    threshold = hlt.threshold_for_efficiency(exported_scores[is_signal == 0], efficiency)
+    assert wp["threshold"] == pytest.approx(threshold, rel=1e-6)
+    assert wp["background_efficiency"] == hlt.efficiency(exported_scores[is_signal == 0], threshold)
+    # the labelled file's signal is one mass point: SUEP (label 1) at 400 GeV
+    assert wp["signal_efficiency"] == {"SUEP 400 GeV": {
+        "events": int(is_signal.sum()), "efficiency": pytest.approx(hlt.efficiency(exported_scores[is_signal == 1],
+                                                                                   threshold))}}
+    assert wp["flips"] == hlt.flips(keras_scores, exported_scores, threshold) and wp["flip_events"] == len(is_signal)
+    assert report["input_rate_hz"] == rate_hz
+    for part in [report, *report["submodels"].values()]:
+        assert part["farm_cores"]["wall"] == pytest.approx(rate_hz * part["latency_ms"]["mean"] / 1e3)
+        assert part["farm_cores"]["cpu"] == pytest.approx(rate_hz * part["cpu_ms"]["mean"] / 1e3)
+        assert part["cpu_ms"]["mean"] > 0 and part["cpu_ms"]["thread_mean"] <= part["cpu_ms"]["mean"] * 1.05
+        c = part["concurrent"]
+        assert c["events_per_s"] > 0 and c["threads_added"] == 0  # one thread, no pool of the runtime's own
+        assert part["farm_cores"]["concurrent"] == pytest.approx(rate_hz * c["mean_ms"] / 1e3)
+        assert part["io"]["layout"] == "NHWC" and all(t["dtype"] == "float32" for t in part["io"]["inputs"])
+    assert report["io"]["inputs"][0]["shape"][1:] == [72, 58, 1]
+    assert set(report["sha256"]) == {*report["files"], "latency.png", "report.md"}
+    for name, digest in report["sha256"].items():
+        assert files.sha256(run / name) == digest, name
+    assert report["versions"]["tensorflow"] == tf.__version__ and set(report["versions"]) == {
+        "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"}
+    assert not [p.name for p in run.rglob("*.tmp")]  # no temporary file left
+    markdown = (run / "report.md").read_text()
+    assert "## In HLT terms" in markdown and "| SUEP 400 GeV | " in markdown
 
 
 def test_an_untrustworthy_int8_export_is_an_error_not_a_report(tmp_path, qcd_file, labelled_file, capsys):

@@ -17,6 +17,7 @@ from export import to_onnx
 from export.cli import export_main
 from export.convert import ExportError, submodels
 from tests.conftest import TINY_MODELS
+from tests.export.test_export import _check_hlt_figures
 from tfphys import config as configs
 from tfphys import registry
 
@@ -200,6 +201,22 @@ def test_a_diverging_onnx_export_is_one_error_line_and_no_report(tmp_path, qcd_f
     assert not (run / "report.json").exists() and (run / "model.onnx").exists()
 
 
+def test_an_onnx_file_onnx_runtime_cannot_load_stops_the_command_with_one_line(tmp_path, qcd_file, labelled_file,
+                                                                               capsys, monkeypatch):
+    class Corrupt:  # what a truncated or garbled conversion would give
+        def SerializeToString(self):
+            return b"\x08\x07 this is not an ONNX model"
+
+    monkeypatch.setattr(to_onnx, "convert", lambda model, *args, **kwargs: Corrupt())
+    run = _tiny_run(tmp_path, qcd_file)
+    rc = export_main([str(run), "--onnx", "--iterations", "3", "--warmup", "0", "--data", str(labelled_file),
+                      "--samples", "3", "--no-submodels"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, err
+    assert err[0].startswith("tfphys-export: error: ONNX Runtime cannot load the model: ")
+    assert not (run / "report.json").exists() and not list(run.glob(".*.tmp"))
+
+
 def test_tfphys_export_onnx_on_a_trained_run_in_a_fresh_process(tmp_path, tiny_config, qcd_file, labelled_file):
     env = dict(os.environ, TFPHYS_CACHE=str(tmp_path / "cache"), TF_CPP_MIN_LOG_LEVEL="3")
     bin_dir = Path(sys.executable).parent
@@ -208,7 +225,8 @@ def test_tfphys_export_onnx_on_a_trained_run_in_a_fresh_process(tmp_path, tiny_c
                             "--out", run], env=env, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stderr[-2000:]
     result = subprocess.run([bin_dir / "tfphys-export", run, "--onnx", "--iterations", "5", "--warmup", "1",
-                             "--data", labelled_file, "--samples", "6"],
+                             "--data", labelled_file, "--samples", "6", "--rate-hz", "50e3",
+                             "--background-efficiency", "0.5"],
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("WITHIN BUDGET — codae onnx p99 ")
@@ -238,6 +256,14 @@ def test_tfphys_export_onnx_on_a_trained_run_in_a_fresh_process(tmp_path, tiny_c
     markdown = (run / "report.md").read_text()
     assert markdown.startswith("**WITHIN BUDGET** — codae onnx p99")
     assert "| ONNX Runtime float32 |" in markdown and "ONNX opset 17, layout NHWC" in markdown
+    # the report in HLT terms: 6 background events at efficiency 0.5 → the 3 highest fire
+    assert report["working_point"]["background_efficiency"] == 0.5
+    assert report["working_point"]["background_efficiency_asked"] == 0.5
+    assert report["concurrent"]["instances"] == len(os.sched_getaffinity(0))
+    assert "`f_m` (pre-filter)" in markdown and "farm" not in result.stderr
+    assert "working point: score > " in result.stdout
+    _check_hlt_figures(run, report, spec.anomaly_score(x, reference), spec.anomaly_score(x, exported), is_signal,
+                       rate_hz=5e4, efficiency=0.5)
 
 
 def _triton_model_config():

@@ -67,6 +67,12 @@ def _labelled_sample(cfg, path, n_per_class, seed):
     return pipeline.labelled_sample(path, n_per_class, seed=seed)
 
 
+def _sample_classes(cfg, path, n_per_class, seed):
+    if path is None:  # the same default sample as _labelled_sample's
+        path = generate.default_dataset("all", n_per_class, int(cfg["data"]["default_seed"]) + 1)
+    return evaluate.labelled_classes(path, n_per_class, seed=seed)
+
+
 # The keys, types and defaults of every section (tfphys.config; [model]: the build functions').
 _DATA = {
     "classes": Key(list[int], [0], "the labels trained on (autoencoders: the background, 0 = QCD)"),
@@ -110,7 +116,8 @@ SCORER = Scorer(file_kind="darkshowers", chunk=1024, n_events=_n_events,
                 columns=("label", "mass", "n_tracks"), score=_score)
 
 _COMMON = dict(family="darkshowers", default_data=_default_data, representative=_representative,
-               labelled_sample=_labelled_sample, evaluate=evaluate.evaluate, compares_runs=True,
+               labelled_sample=_labelled_sample, sample_classes=_sample_classes, evaluate=evaluate.evaluate,
+               compares_runs=True,
                scorer=SCORER)
 
 

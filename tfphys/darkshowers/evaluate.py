@@ -93,6 +93,18 @@ def _mass_name(cls: int, mass: float) -> str:
     return f"{mass:g}" if cls == 1 else f"{mass / 1000:g}"
 
 
+def labelled_classes(path, n_per_class: int, *, seed: int = 0) -> list[str]:
+    """The class of each event of ``pipeline.labelled_sample(path, n_per_class, seed=seed)``, in its
+    order: ``"QCD"`` or the signal mass point as Table 1 names it (``"SUEP 125 GeV"``, ``"SVJ 2.1 TeV"``)."""
+    from tfphys.darkshowers.pipeline import labelled_indices
+
+    chosen, labels = labelled_indices(path, n_per_class, seed=seed)
+    with formats.open_darkshowers(path) as f:
+        mass = f["mass"][:][chosen]
+    return ["QCD" if c == 0 else f"{SIGNALS.get(int(c), f'label {c}')} {_mass_name(int(c), float(m))} "
+            f"{'GeV' if c == 1 else 'TeV'}" for c, m in zip(labels[chosen], mass)]
+
+
 # ------------------------------------------------------------------------------------ scores
 def model_scores(model, spec, x: np.ndarray, *, seed: int = 0,
                  batch_size: int = 64) -> tuple[dict[str, np.ndarray], np.ndarray | None]:

@@ -251,6 +251,12 @@ def labelled_sample(path, n_per_class: int, *, seed: int = 0) -> tuple[np.ndarra
 
     Returns masks ``(n, 72, 58, 1)`` and ``is_signal`` ``(n,)`` (0 = QCD, 1 = SUEP or SVJ).
     """
+    chosen, labels = labelled_indices(path, n_per_class, seed=seed)
+    return load_masks(path, chosen), (labels[chosen] != 0).astype(np.int8)
+
+
+def labelled_indices(path, n_per_class: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted event indices :func:`labelled_sample` takes, and the file's labels."""
     with formats.open_darkshowers(path) as f:
         labels = f["label"][:]
     rng = np.random.default_rng(seed)
@@ -260,4 +266,4 @@ def labelled_sample(path, n_per_class: int, *, seed: int = 0) -> tuple[np.ndarra
     k = min(n_per_class, len(background), len(signal))
     chosen = np.sort(np.concatenate([rng.choice(background, k, replace=False),
                                      rng.choice(signal, k, replace=False)]))
-    return load_masks(path, chosen), (labels[chosen] != 0).astype(np.int8)
+    return chosen, labels

@@ -6,6 +6,8 @@ initialisation takes ~2 s, so generators are shared per module and samples are t
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -22,11 +24,13 @@ from tfphys.darkshowers import format as formats  # noqa: E402
 from tfphys.errors import TfphysError  # noqa: E402
 
 POINTS = {"qcd": None, "suep": 400.0, "svj": 2100.0}
+ONE_QCD_SAMPLE = {"pt_hat_min_gev": 100.0}  # one Pythia instead of the default's 13 slices (~2 s each)
+TWO_SLICES = ["--pt-hat-slices", "100,300"]  # a sliced QCD request that starts in ~4 s
 
 
 @pytest.fixture(scope="module")
 def generators():
-    return {p: pythia.PythiaGenerator(p, m) for p, m in POINTS.items()}
+    return {p: pythia.PythiaGenerator(p, m, ONE_QCD_SAMPLE if p == "qcd" else None) for p, m in POINTS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +177,8 @@ def test_svj_invisible_fraction_gives_missing_momentum(samples):
 
 def test_pileup_deposits_in_the_calorimeters_but_leaves_no_tracks(samples):
     """Same seed, so the same hard QCD events: pile-up adds calorimeter energy, no tracks."""
-    with_pileup = pythia.simulate("qcd", 3, seed=np.random.SeedSequence(11), truth=True, pileup_mu=10)
+    with_pileup = pythia.simulate("qcd", 3, seed=np.random.SeedSequence(11), truth=True, pileup_mu=10,
+                                  **ONE_QCD_SAMPLE)
     np.testing.assert_array_equal(with_pileup["n_charged"], samples["qcd"]["n_charged"])
     assert (with_pileup["n_tracks"] <= with_pileup["n_charged"]).all()
     calo = [s["images"][..., 1:].sum(axis=(1, 2, 3), dtype=np.float64) for s in (samples["qcd"], with_pileup)]
@@ -190,14 +195,15 @@ def test_suep_is_busier_than_qcd(samples):
 def test_generate_resumes_an_interrupted_run_to_the_same_bytes(tmp_path, monkeypatch):
     monkeypatch.setattr(pythia, "CHUNK_EVENTS", 2)
     whole, cut = tmp_path / "whole.h5", tmp_path / "cut.h5"
-    assert pythia.generate("qcd", 5, whole, seed=3, workers=2, progress=False) == 5
-    assert pythia.generate("qcd", 5, cut, seed=3, progress=False) == 5
+    slices = {"pt_hat_slices_gev": (100.0, 300.0)}
+    assert pythia.generate("qcd", 5, whole, seed=3, workers=2, progress=False, **slices) == 5
+    assert pythia.generate("qcd", 5, cut, seed=3, progress=False, **slices) == 5
     with h5py.File(cut, "a") as f:  # an interruption during the third chunk's append
         f["images"].resize(3, axis=0)
         for name in ("label", "mass", "n_tracks"):
             f[name].resize(4, axis=0)
     assert data_main(["generate", "--generator", "pythia", "--process", "qcd", "--n", "5",
-                      "--seed", "3", "--out", str(cut), "--resume"]) == 0
+                      "--seed", "3", "--out", str(cut), "--resume", *TWO_SLICES]) == 0
     with formats.open_darkshowers(whole) as a, formats.open_darkshowers(cut) as b:
         for name in formats.DARKSHOWERS_DATASETS:
             assert a[name][:].tobytes() == b[name][:].tobytes(), name
@@ -248,9 +254,9 @@ def test_pythia_options_are_refused_by_the_toy_generator(tmp_path, capsys):
 def test_resume_refuses_a_file_of_another_request(tmp_path, monkeypatch):
     monkeypatch.setattr(pythia, "CHUNK_EVENTS", 2)
     out = tmp_path / "x.h5"
-    pythia.generate("qcd", 2, out, seed=1, progress=False)
+    pythia.generate("qcd", 2, out, seed=1, progress=False, **ONE_QCD_SAMPLE)
     with pytest.raises(TfphysError, match="not an unfinished Pythia run of this request"):
-        pythia.generate("qcd", 2, out, seed=2, resume=True, progress=False)
+        pythia.generate("qcd", 2, out, seed=2, resume=True, progress=False, **ONE_QCD_SAMPLE)
 
 
 def test_workers_keep_one_generator_per_component_and_physics(monkeypatch):
@@ -281,3 +287,136 @@ def test_plan_seeds_chunks_and_cycles_signal_masses():
     everything = pythia.plan("all", None, 10, seed=4)
     assert [(c[0], c[1]) for c in everything] == [("qcd", None)] + [
         (p, m) for p in ("suep", "svj") for m in pythia.MASSES_GEV[p]]
+
+
+# --- QCD p̂_T slices and the preselection ----------------------------------------------------------
+
+HARD_PROCESS_ONLY = ("PartonLevel:all = off", "HadronLevel:all = off")  # ~10 µs per event
+
+
+def _pt_hats(gen, n, seed):
+    gen.reseed(np.random.SeedSequence(seed))
+    slices, pt_hat = [], []
+    for _ in range(n):
+        k, _, _ = gen.next_event()
+        slices.append(k)
+        pt_hat.append(gen.pythias[k].infoPython().pTHat())
+    return np.array(slices), np.array(pt_hat)
+
+
+def test_xsec_weighted_slices_reproduce_the_unsliced_spectrum():
+    """Three p̂_T slices mixed by their σ give the p̂_T spectrum of one sample above the lowest edge:
+    the slice σ add up to the unsliced σ, each slice's events lie inside it, the slice counts follow
+    σ_i/Σσ, and the combined p̂_T histogram equals the σ-weighted sum of the slices' histograms —
+    here the unsliced sample's histogram, within its statistical errors."""
+    edges = (100.0, 150.0, 250.0)
+    sliced_cfg = {"pt_hat_slices_gev": edges, "slice_weighting": "xsec", "pythia_settings": HARD_PROCESS_ONLY}
+    sigmas = pythia.slice_cross_sections(sliced_cfg, pilot_events=5000)
+    (whole,) = pythia.slice_cross_sections({"pt_hat_min_gev": 100.0, "pythia_settings": HARD_PROCESS_ONLY},
+                                           pilot_events=5000)
+    assert sum(sigmas) == pytest.approx(whole, rel=0.02)
+    assert sigmas[0] > sigmas[1] > sigmas[2] > 0  # a falling spectrum
+    sliced = pythia.PythiaGenerator("qcd", None, sliced_cfg, cross_sections=sigmas)
+    np.testing.assert_allclose(sliced.slice_fractions, np.array(sigmas) / sum(sigmas))
+    n = 4000
+    k, pt_hat = _pt_hats(sliced, n, seed=1)
+    for i, (lo, hi) in enumerate(zip(edges, (*edges[1:], np.inf))):
+        assert ((pt_hat[k == i] >= lo) & (pt_hat[k == i] < hi)).all()
+    expected = n * sliced.slice_fractions
+    assert (((np.bincount(k, minlength=3) - expected) ** 2 / expected).sum()) < 13.8  # χ², 2 dof, p = 0.001
+    unsliced = pythia.PythiaGenerator("qcd", None, {"pt_hat_min_gev": 100.0, "pythia_settings": HARD_PROCESS_ONLY})
+    _, reference = _pt_hats(unsliced, n, seed=2)
+    bins = np.array([100, 110, 125, 150, 180, 250, 350, 13000.0])
+    ours, ref = np.histogram(pt_hat, bins)[0], np.histogram(reference, bins)[0]
+    chi2 = ((ours - ref) ** 2 / (ours + ref)).sum()
+    assert chi2 < 24.3  # 7 dof, p = 0.001
+    # the same histogram as the σ-weighted sum of the slices' own histograms
+    per_slice = [np.histogram(pt_hat[k == i], bins)[0] / max((k == i).sum(), 1) for i in range(3)]
+    weighted = n * sum(f * h for f, h in zip(sliced.slice_fractions, per_slice))
+    assert ((ours - weighted) ** 2 / np.maximum(weighted, 1)).sum() < 24.3
+
+
+def test_equal_weighting_draws_every_slice_equally():
+    gen = pythia.PythiaGenerator("qcd", None, {"pt_hat_slices_gev": (100.0, 400.0), "slice_weighting": "equal",
+                                               "pythia_settings": HARD_PROCESS_ONLY})
+    assert gen.cross_sections is None
+    k, pt_hat = _pt_hats(gen, 2000, seed=3)
+    assert abs((k == 1).mean() - 0.5) < 0.05 and (pt_hat[k == 1] >= 400).all() and (pt_hat[k == 0] < 400).all()
+
+
+def test_preselection_keeps_exactly_the_events_above_threshold(generators, monkeypatch):
+    """With the same seed, the preselected stream is the unselected one with the events below the
+    H_T threshold removed — nothing else changes (the detector aside, which sees other events)."""
+    gen, seq = generators["qcd"], np.random.SeedSequence(21)
+    everything = gen.chunk(10, seq, truth=True)
+    ht = everything["l1_ht_gev"]
+    threshold = float(np.sort(ht)[4])  # between the 5th and 6th largest H_T... keeps 6 of 10
+    monkeypatch.setitem(gen.cfg, "l1_ht_min_gev", threshold)
+    kept = gen.chunk(6, seq, truth=True)
+    above = ht >= threshold
+    assert above.sum() == 6 and (kept["l1_ht_gev"] >= threshold).all()
+    np.testing.assert_array_equal(kept["l1_ht_gev"], ht[above])
+    np.testing.assert_array_equal(kept["n_charged"], everything["n_charged"][above])
+    np.testing.assert_array_equal(kept["pt_hat_gev"], everything["pt_hat_gev"][above])
+    monkeypatch.setitem(gen.cfg, "l1_ht_min_gev", 0.0)
+    monkeypatch.setitem(gen.cfg, "l1_jet_min_gev", float(np.median(everything["l1_jet_gev"])))
+    assert (gen.chunk(3, seq, truth=True)["l1_jet_gev"] >= gen.cfg["l1_jet_min_gev"]).all()
+
+
+def test_l1_quantities_are_the_cone_jets_of_the_visible_final_state(generators):
+    gen = generators["svj"]
+    gen.pythia.rndm.init(4)
+    assert gen.pythia.next()
+    ht, jet = gen.l1(gen.pythia.event)
+    cells = pythia._pythia8mc().CellJet(pythia.L1_ETA_MAX, *pythia.L1_CELLS, 2)
+    cells.analyze(gen.pythia.event, 10.0, pythia.L1_CONE_R, pythia.L1_SEED_GEV)
+    et = [cells.eT(j) for j in range(cells.size())]
+    assert jet == pytest.approx(max(et)) and ht == pytest.approx(sum(e for e in et if e > 30.0))
+    assert 0 < jet <= ht < 4100.0  # a 2.1 TeV Z' with invisible dark mesons: H_T below √ŝ
+
+
+def test_sliced_default_file_reads_everywhere(tmp_path):
+    """A file of the sliced QCD (default weighting, preselection on), written the way a user does
+    (a fresh process), reads with the format reader and feeds the training pipeline."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "qcd.h5"
+    from pathlib import Path
+
+    command = Path(sys.executable).with_name("tfphys-data")  # the installed script, as a user runs it
+    run = subprocess.run([str(command), "darkshowers", "--generator", "pythia",
+                          "--process", "qcd", "--n", "4", "--seed", "2", "--workers", "1", "--out", str(out),
+                          *TWO_SLICES, "--l1-ht-min", "150"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    with formats.open_darkshowers(out) as f:
+        assert f["images"].shape == (4, 360, 286, 3) and (f["label"][:] == 0).all()
+        request = json.loads(f.attrs["request"])
+    assert request["physics"]["pt_hat_slices_gev"] == [100.0, 300.0]
+    assert request["physics"]["slice_weighting"] == pythia.DEFAULT_PHYSICS["slice_weighting"]
+    from tfphys.darkshowers import pipeline
+
+    split = pipeline.split_events(out, val_fraction=0.25)
+    masks = pipeline.load_masks(out, np.sort(split.train))
+    assert masks.shape[1:] == (72, 58, 1) and masks.max() == 1.0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--pt-hat-slices", "100,50"], "pt_hat_slices_gev must be positive and increasing"),
+    (["--pt-hat-slices", "100,x"], "pt_hat_slices_gev must be increasing p̂_T edges"),
+    (["--l1-ht-min", "-5"], "l1_ht_min_gev must be ≥ 0"),
+    (["--slice-weighting", "lumi"], "invalid choice: 'lumi'"),
+    (["--pythia", "PhaseSpace:pTHatMax = -"], "Pythia rejected setting(s)"),
+])
+def test_bad_slice_or_preselection_settings_are_one_line_and_nothing_written(tmp_path, capsys, extra, message):
+    out = tmp_path / "x.h5"
+    try:
+        code = data_main(["generate", "--generator", "pythia", "--process", "qcd", "--n", "2",
+                          "--out", str(out), *extra])
+    except SystemExit as exit_info:
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code in (1, 2) and message in err
+    if code == 1:
+        assert len(err.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.iterdir())

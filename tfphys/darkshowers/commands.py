@@ -10,7 +10,8 @@ from tfphys.darkshowers import generate, importer
 from tfphys.registry import DataCommand
 
 _PHYSICS = ("pt_hat_min_gev", "m_dark_gev", "r_inv", "meson_mass_gev", "temperature_gev",
-            "dark_photon_mass_gev", "dark_photon_decay", "pileup_mu", "pythia_settings")
+            "dark_photon_mass_gev", "dark_photon_decay", "pileup_mu", "pythia_settings",
+            "pt_hat_slices_gev", "slice_weighting", "l1_ht_min_gev", "l1_jet_min_gev")
 
 
 def _generate_arguments(g) -> None:
@@ -29,7 +30,18 @@ def _generate_arguments(g) -> None:
     py = g.add_argument_group("Pythia generation (--generator pythia; defaults in tfphys/darkshowers/pythia.py)")
     py.add_argument("--resume", action="store_true",
                     help="continue an unfinished --out of the same request (rerunning the same command does too)")
-    py.add_argument("--pt-hat-min", type=float, dest="pt_hat_min_gev", metavar="GEV", help="QCD p̂_T cut in GeV (100)")
+    py.add_argument("--pt-hat-min", type=float, dest="pt_hat_min_gev", metavar="GEV",
+                    help="QCD: one sample with this p̂_T cut in GeV instead of the p̂_T slices")
+    py.add_argument("--pt-hat-slices", dest="pt_hat_slices_gev", metavar="EDGES",
+                    help="QCD p̂_T slice edges in GeV, comma-separated, the last slice open "
+                         "(default 15,30,50,...,2000: see tfphys/darkshowers/pythia.py)")
+    py.add_argument("--slice-weighting", dest="slice_weighting", choices=("xsec", "equal"),
+                    help="QCD slices mixed by cross-section (xsec: the physical spectrum) or equally "
+                         "(equal: a stitched sample, the default that reproduces the paper's baselines)")
+    py.add_argument("--l1-ht-min", type=float, dest="l1_ht_min_gev", metavar="GEV",
+                    help="preselection of every process: L1-like H_T (cone jets > 30 GeV, |η| < 2.5) ≥ GEV (0: off)")
+    py.add_argument("--l1-jet-min", type=float, dest="l1_jet_min_gev", metavar="GEV",
+                    help="preselection of every process: leading L1-like jet E_T ≥ GEV (0: off)")
     py.add_argument("--m-dark", type=float, dest="m_dark_gev", metavar="GEV", help="SVJ dark meson mass in GeV (20)")
     py.add_argument("--r-inv", type=float, dest="r_inv", metavar="FRACTION", help="SVJ invisible fraction (0.3)")
     py.add_argument("--meson-mass", type=float, dest="meson_mass_gev", metavar="GEV",

@@ -23,12 +23,17 @@ from tfphys.leapfrog import u1
 
 
 def leapfrog(x, v, beta, step_size, n_steps):
-    """``n_steps`` leapfrog steps of Eq. (10); returns ``(x*, v*)`` (x not wrapped)."""
-    eps = tf.cast(step_size, x.dtype)
+    """``n_steps`` leapfrog steps of Eq. (10); returns ``(x*, v*)`` (x not wrapped).
+
+    One force evaluation per step: ∂S at the end of a step is the one the next step starts with.
+    """
+    eps = u1.as_dtype(step_size, x.dtype)
+    grad = u1.action_gradient(x, beta)
     for _ in range(int(n_steps)):
-        v = v - 0.5 * eps * u1.action_gradient(x, beta)
+        v = v - 0.5 * eps * grad
         x = x + eps * v
-        v = v - 0.5 * eps * u1.action_gradient(x, beta)
+        grad = u1.action_gradient(x, beta)
+        v = v - 0.5 * eps * grad
     return x, v
 
 

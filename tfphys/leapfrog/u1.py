@@ -26,6 +26,12 @@ def wrap(x):
     return x - TWO_PI * tf.floor((x + math.pi) / TWO_PI)
 
 
+def as_dtype(value, dtype):
+    """``value`` as a tensor of ``dtype`` (a Python float straight to ``dtype``: ``tf.cast`` would
+    round it through float32 first)."""
+    return tf.cast(value, dtype) if tf.is_tensor(value) else tf.constant(value, dtype)
+
+
 def random_links(shape, seed, dtype=tf.float32):
     """A hot start: ``shape = (batch, L, L, 2)`` links uniform on ``[−π, π)``, stateless in ``seed``."""
     return tf.random.stateless_uniform(shape, seed=[int(seed), 0], minval=-math.pi,
@@ -43,7 +49,7 @@ def wilson_action(x, beta):
 
     ``beta``: a scalar or one value per chain, shape ``(batch,)``.
     """
-    beta = tf.cast(beta, x.dtype)
+    beta = as_dtype(beta, x.dtype)
     return beta * tf.reduce_sum(1.0 - tf.cos(plaquettes(x)), axis=(1, 2))
 
 
@@ -53,7 +59,7 @@ def action_gradient(x, beta):
     ``x_0(n)`` enters ``x_P(n)`` with ``+`` and ``x_P(n − 1̂)`` with ``−``; ``x_1(n)`` enters
     ``x_P(n)`` with ``−`` and ``x_P(n − 0̂)`` with ``+``.
     """
-    beta = tf.reshape(tf.cast(beta, x.dtype), (-1, 1, 1))
+    beta = tf.reshape(as_dtype(beta, x.dtype), (-1, 1, 1))
     s = beta * tf.sin(plaquettes(x))
     g0 = s - tf.roll(s, 1, axis=2)
     g1 = tf.roll(s, 1, axis=1) - s

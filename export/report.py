@@ -68,19 +68,21 @@ def write_markdown(report: dict[str, Any], path) -> Path:
         f"Source `{r.get('source', '?')}`; CPU {r['cpu']['model']} ({r['cpu']['cores']} cores); "
         f"{r.get('iterations', r.get('runs', '?'))} timed invocations after {r.get('warmup', '?')} warm-up "
         f"invocations.", "",
-        "| path | size | p50 / p99 ms | mean ms | max ms | GFLOP/s (p50) |",
-        "|---|---|---|---|---|---|",
+        "| path | size | p50 / p99 ms | mean ms | max ms | CPU ms, mean (thread) | GFLOP/s (p50) |",
+        "|---|---|---|---|---|---|---|",
     ]
     gflop = r["flops"] / 1e9 if r.get("flops") else None
-    for label, lat, size in (
-        (_engine(r), r["latency_ms"], r["size_bytes"]),
-        ("LiteRT float32", r["latency_ms_float32"], r["size_bytes_float32"]),
-        (f"Keras + tf.function ({r.get('keras_threads', '?')} thr.)", r["keras_latency_ms"], None),
+    for label, lat, size, cpu in (
+        (_engine(r), r["latency_ms"], r["size_bytes"], r.get("cpu_ms")),
+        ("LiteRT float32", r["latency_ms_float32"], r["size_bytes_float32"], r.get("cpu_ms_float32")),
+        (f"Keras + tf.function ({r.get('keras_threads', '?')} thr.)", r["keras_latency_ms"], None,
+         r.get("keras_cpu_ms")),
     ):
         rate = f"{gflop / (lat['p50'] / 1e3):.1f}" if gflop else "–"
         size_txt = f"{size / 1e6:.2f} MB" if size else "–"
+        cpu_txt = f"{cpu['mean']:.2f} ({cpu['thread_mean']:.2f})" if cpu else "–"
         lines.append(f"| {label} | {size_txt} | {_fmt_latency(lat)} | {lat['mean']:.2f} | "
-                     f"{lat['max']:.2f} | {rate} |")
+                     f"{lat['max']:.2f} | {cpu_txt} | {rate} |")
     lines += [
         "",
         f"- size: {r['size_bytes'] / r['size_bytes_float32']:.3f}× the float32 file",
@@ -161,7 +163,9 @@ def _hlt_lines(r: dict[str, Any]) -> list[str]:
     lines = ["", "## In HLT terms", "",
              f"Batch 1, one event per call. CPU = process CPU time per call (every thread of the process; "
              f"the calling thread's alone in brackets). Farm cost = input rate {rate / 1e3:g} kHz × time "
-             f"per event, in cores.", "",
+             f"per event, in cores, from the mean wall time, the mean CPU time and the N instances' mean time. "
+             f"Wall time above CPU time means the process waited for a core (a loaded machine): the CPU figure "
+             f"does not depend on the load; the N-instance figure shows what a full node gives.", "",
              "| model | mean / p99 ms | CPU ms (thread) | threads: runtime imported → loaded → running | RSS added MB "
              "(after runs) | N inst. | events/s total | mean ms per inst. | cores: wall | CPU | N inst. |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

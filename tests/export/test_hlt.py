@@ -131,3 +131,7 @@ def test_concurrent_single_thread_instances_in_fresh_processes(tmp_path):
     assert add["threads_added"] == 0  # ONNX Runtime at CMSSW's options starts no thread pool
     assert add["threads_before_load"] >= 1 and add["rss_load_bytes"] >= 0
     assert result["missing"]["error"].startswith("NoSuchFile") or "missing.onnx" in result["missing"]["error"]
+    # a runtime given two intra-op threads starts a pool: the count sees its extra thread
+    pooled = instances.run_instances([("add", "onnx", path, [np.zeros((1, 4), np.float32)])], 1, runs=20, warmup=2,
+                                     ort_options={**options, "intra_op_num_threads": 2})
+    assert pooled["add"]["threads_added"] == 1

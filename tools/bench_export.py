@@ -98,7 +98,9 @@ def _random_paper_codae():
 def compare_onnx(target, iterations: int) -> list[str]:
     """ONNX Runtime (1 intra, 1 inter thread, sequential: CMSSW's ONNXService) against LiteRT float32
     (1 thread), batch 1, for the full model and each sub-model, one graph change or ORT optimisation
-    level at a time, all timed interleaved in blocks of 10 invocations (p50 / p99 ms)."""
+    level at a time, all timed interleaved in blocks of 10 invocations (p50 / p99 wall ms, and the
+    median CPU time of the calling thread per invocation), with the ``Transpose`` nodes of each file
+    and the NCHWc reorders ONNX Runtime adds at that level."""
     import tempfile
 
     import numpy as np
@@ -128,8 +130,8 @@ def compare_onnx(target, iterations: int) -> list[str]:
     ]
     lines = [f"ONNX Runtime vs LiteRT float32, {target}: batch 1, 1 thread each, {iterations} invocations per "
              "path, interleaved in blocks of 10", "",
-             "| model | path | p50 ms | p99 ms | ÷ LiteRT p50 | ÷ LiteRT p99 | max abs Δ vs Keras |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | path | p50 ms | p99 ms | ÷ LiteRT p50 | ÷ LiteRT p99 | thread CPU ms (median) | ÷ LiteRT CPU | "
+             "max abs Δ vs Keras | Transpose | NCHWc reorders |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     tmp = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
     for part, m in parts.items():
         inputs = conv.submodel_inputs(model, part, [x]) if m is not model else [x]
@@ -138,7 +140,7 @@ def compare_onnx(target, iterations: int) -> list[str]:
         one = [a[:1] for a in inputs]
         runners = {"LiteRT float32 (tfphys-export --float32)":
                    ("lite", latency.interpreter(conv.convert(conv.for_deployment(m), "float32"), 1))}
-        protos, diffs = {}, {}
+        protos, diffs, counts = {}, {}, {}
         for label, group_convs, fuse_norms, level, saved in steps:
             key = (group_convs, fuse_norms)
             if key not in protos:
@@ -152,19 +154,39 @@ def compare_onnx(target, iterations: int) -> list[str]:
             out = to_onnx.run_all(sess, inputs)
             _compare(part, "onnx", reference, out)
             diffs[label] = max(float(np.abs(o - r).max()) for o, r in zip(out, reference))
+            counts[label] = graph_counts(content, level, tmp / f"{part}.counted.onnx")
             runners[label] = ("ort", sess)
         times = {label: [] for label in runners}
         for _ in range(max(1, iterations // 10)):
             for label, (kind, runner) in runners.items():
                 timer = latency.time_tflite if kind == "lite" else to_onnx.time_session
-                times[label].append(timer(runner, one, runs=10, warmup=1))
-        stats = {label: latency.summary(np.concatenate(t)) for label, t in times.items()}
+                times[label].append(timer(runner, one, runs=10, warmup=1, cpu=True))
+        stats = {label: latency.summary(np.concatenate([t.wall for t in ts])) for label, ts in times.items()}
+        # the calling thread's CPU time per invocation (one thread each): what a loaded machine does not inflate
+        cpu = {label: float(np.median(np.concatenate([t.thread_cpu for t in ts]))) for label, ts in times.items()}
         base = next(iter(stats.values()))
+        base_cpu = next(iter(cpu.values()))
         for label, st in stats.items():
             ratio = (f"{st['p50'] / base['p50']:.2f} | {st['p99'] / base['p99']:.2f}" if label in diffs else "1 | 1")
             diff = f"{diffs[label]:.2g}" if label in diffs else "–"
-            lines.append(f"| {part} | {label} | {st['p50']:.2f} | {st['p99']:.2f} | {ratio} | {diff} |")
+            count = " | ".join(str(c) for c in counts[label]) if label in counts else "– | –"
+            lines.append(f"| {part} | {label} | {st['p50']:.2f} | {st['p99']:.2f} | {ratio} | {cpu[label]:.2f} | "
+                         f"{cpu[label] / base_cpu:.2f} | {diff} | {count} |")
     return lines
+
+
+def graph_counts(content: bytes, level: str, path) -> tuple[int, int]:
+    """``Transpose`` nodes in the file, and the NCHWc ``ReorderInput``/``ReorderOutput`` nodes in the graph
+    ONNX Runtime runs at ``level`` (its optimised graph written to ``path`` only to be counted)."""
+    import onnx
+    import onnxruntime as ort
+
+    from export import to_onnx
+
+    transposes = sum(n.op_type == "Transpose" for n in onnx.load_from_string(content).graph.node)
+    ort.InferenceSession(content, to_onnx.session_options(1, level, path), providers=["CPUExecutionProvider"])
+    reorders = sum(n.op_type in ("ReorderInput", "ReorderOutput") for n in onnx.load(str(path)).graph.node)
+    return transposes, reorders
 
 
 def to_onnx_session_saved(content: bytes, path) -> None:

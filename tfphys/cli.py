@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import os
 import re
+import signal
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
@@ -37,6 +39,8 @@ _WRAPPED = re.compile(r"TfphysError: (.+)")
 def _run(prog: str, main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
          argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
+    if hasattr(signal, "SIGXFSZ"):  # over a file-size limit: an OSError (EFBIG) and one line, not a core dump
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         return main(args)
     except TfphysError as err:
@@ -45,6 +49,12 @@ def _run(prog: str, main: Callable[[argparse.Namespace], int], parser: argparse.
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished epochs/chunks are kept", file=sys.stderr)
         return 130
+    except OSError as err:
+        message = _write_error(err)
+        if message is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 1
     except Exception as err:
         # A TfphysError raised inside a tf.data numpy_function reaches us wrapped in a TF error.
         found = _WRAPPED.search(str(err)) if type(err).__module__.startswith("tensorflow") else None
@@ -52,6 +62,30 @@ def _run(prog: str, main: Callable[[argparse.Namespace], int], parser: argparse.
             raise
         print(f"{prog}: error: {found.group(1).strip()}", file=sys.stderr)
         return 1
+
+
+#: errno values of a place that cannot take a write: full disk or quota, file-size limit, read-only
+#: file system, no permission
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+_H5_ERRNO = re.compile(r"errno = (\d+)")
+
+
+def _write_error(err: OSError) -> str | None:
+    """One line for an OSError of a place that cannot be written (h5py's carry the errno in the
+    message), naming the path; None for any other OSError (a bug: it keeps its traceback). Outputs
+    are written under temporary names (:mod:`tfphys.atomic`), so nothing earlier is lost."""
+    code = err.errno
+    if code is None:
+        found = _H5_ERRNO.search(str(err))
+        code = int(found.group(1)) if found else None
+    if code not in _WRITE_ERRNOS:
+        return None
+    name = err.filename or (re.search(r"name = '([^']+)'", str(err)) or [None, None])[1]
+    from tfphys.atomic import final_of
+
+    where = f" {final_of(name)}" if name else ""
+    return (f"cannot write{where}: {os.strerror(code)} (errno {errno.errorcode.get(code, code)}); "
+            "earlier outputs are intact, nothing half-written was kept")
 
 
 THREADS_HELP = "TensorFlow threads per process (default: all cores; e.g. cores ÷ processes on one machine)"

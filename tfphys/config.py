@@ -45,6 +45,7 @@ from typing import Any
 
 import tomli_w
 
+from tfphys import atomic
 from tfphys.errors import TfphysError
 
 SECTIONS = ("data", "pipeline", "model", "train")
@@ -429,6 +430,6 @@ def _without_none(value):
 
 
 def save(cfg: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write ``cfg`` as TOML; keys whose value is ``None`` (optional keys left unset) are left out."""
-    with Path(path).open("wb") as fh:
-        tomli_w.dump(_without_none(cfg), fh)
+    """Write ``cfg`` as TOML (temp + rename: never half-written); keys whose value is ``None``
+    (optional keys left unset) are left out."""
+    atomic.write_text(path, tomli_w.dumps(_without_none(cfg)))

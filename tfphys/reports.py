@@ -32,6 +32,19 @@ def plot_history(history: Sequence[dict[str, float]], path, *, title: str = "") 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    savefig(fig, path, dpi=110)
+    return path
+
+
+def savefig(fig, path, **kwargs) -> Path:
+    """``fig.savefig(path, **kwargs)`` through :class:`tfphys.atomic.atomic_path` (the format from
+    ``path``'s extension), then close the figure: every report's figures are written this way."""
+    from tfphys.atomic import atomic_path
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, **kwargs)
+    finally:
+        plt.close(fig)
     return path

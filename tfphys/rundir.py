@@ -1,7 +1,8 @@
 """Open a ``tfphys-train`` run dir: one place, one set of messages, for every command that takes a run.
 
 A run dir holds ``config.toml`` (the resolved config, ``model_name`` included) and, once training
-saved a model, ``model.keras`` (see :mod:`tfphys.training`). :func:`open_run` checks both and
+saved a model, ``model.keras`` (see :mod:`tfphys.training`); ``backup/`` marks a run that is not
+finished (its best-so-far ``model.keras`` is not taken for a result). :func:`open_run` checks them and
 returns a :class:`Run`; :meth:`Run.load_model` loads the model through
 :func:`tfphys.registry.load_model` (safe mode, every family's layers known), so a missing,
 truncated or foreign file is one :class:`~tfphys.errors.TfphysError` line wherever it is met.
@@ -21,6 +22,8 @@ from tfphys.errors import TfphysError
 
 CONFIG = "config.toml"
 MODEL = "model.keras"
+#: present while a run is unfinished (the trainer's resumable state; removed when training ends)
+BACKUP = "backup"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ def open_run(path, *, need_model: bool = True) -> Run:
     path = Path(path)
     cfg = read_config(path)
     run = Run(path, registry.get(str(cfg["model_name"])), cfg)
+    if need_model and (path / BACKUP).is_dir():
+        raise TfphysError(f"{path} is an unfinished run ({BACKUP}/ holds its last finished epoch); rerun "
+                          "the same tfphys-train command to finish it, or another process is still training it")
     if need_model and not run.model_path.is_file():
         raise TfphysError(f"{path} holds no trained model ({MODEL}); is its training finished?")
     return run

@@ -21,13 +21,13 @@ Scores per family (the same as ``tfphys-eval``'s per-event ``scores.h5``, before
 * ALBUS: the two detection statistics ``map_sum`` and ``largest_cluster``
   (:mod:`tfphys.albus.evaluate`), plus ``kind`` and ``visibility``.
 
-Shard files are written to ``….h5.part`` and renamed when complete: a killed shard leaves no file
-that ``merge`` could take for finished; rerun that shard alone.
+Shard files and the merged file are written under a temporary name and renamed when complete
+(:mod:`tfphys.atomic`): a killed shard leaves no file that ``merge`` could take for finished; rerun
+that shard alone.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 
 from tfphys import registry, rundir
+from tfphys.atomic import atomic_path, fault_point
 from tfphys.errors import TfphysError
 
 SHARD_NAME = "scores-{i:05d}-of-{n:05d}.h5"
@@ -100,8 +101,7 @@ def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: in
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SHARD_NAME.format(i=i, n=n_shards)
-    part = path.with_name(path.name + ".part")
-    with h5py.File(data, "r") as src, h5py.File(part, "w") as f:
+    with atomic_path(path) as part, h5py.File(data, "r") as src, h5py.File(part, "w") as f:
         f["index"] = np.arange(start, stop, dtype=np.int64)
         for column in scorer.columns:
             f[column] = src[column][start:stop]
@@ -113,7 +113,7 @@ def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: in
         f.attrs.update(run=str(run.resolve()), model_name=spec.name, data=str(data.resolve()),
                        family=spec.family, file_kind=scorer.file_kind, n_events=n_events, shard=i, n_shards=n_shards,
                        start=start, stop=stop)
-    os.replace(part, path)
+        fault_point("mid-shard")
     return path
 
 
@@ -182,8 +182,8 @@ def merge(out_dir, files=None) -> Path:
         differing = sorted(set().union(*names) - set.intersection(*names))
         raise TfphysError(f"shard files hold different scores: {differing}")
     order = np.argsort(index, kind="stable")
-    path, part = out_dir / MERGED_NAME, out_dir / (MERGED_NAME + ".part")
-    with h5py.File(part, "w") as f:
+    path = out_dir / MERGED_NAME
+    with atomic_path(path) as part, h5py.File(part, "w") as f:
         f["index"] = index[order]
         for column in (k for k in blocks[0] if k not in ("index", "scores")):
             f[column] = np.concatenate([b[column] for b in blocks])[order]
@@ -192,5 +192,5 @@ def merge(out_dir, files=None) -> Path:
             scores[name] = np.concatenate([b["scores"][name] for b in blocks if len(b["index"])])[order]
         f.attrs.update({k: metas[0][k] for k in ("run", "model_name", "data", "family", "n_events")})
         f.attrs["merged_shards"] = len(files)
-    os.replace(part, path)
+        fault_point("mid-merge")
     return path

@@ -24,7 +24,11 @@ from its own, so workers killed and restarted with the same command resume at th
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
+import io
 import math
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -35,8 +39,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from tfphys import atomic, distribute, registry
 from tfphys import config as configs
-from tfphys import distribute, registry
+from tfphys.atomic import fault_point
 from tfphys.datasets import disable_autotune
 from tfphys.errors import TfphysError
 
@@ -78,14 +83,96 @@ def make_optimizer(train_cfg: dict[str, Any], total_steps: int | None = None) ->
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
-    """Rows of ``history.csv`` (last row per epoch wins, in case an epoch was logged twice)."""
+    """Rows of ``history.csv`` (last row per epoch wins, in case an epoch was logged twice; a row
+    cut short by a kill is skipped)."""
     if not path.exists():
         return []
     rows: dict[int, dict[str, float]] = {}
-    with path.open() as fh:
+    with path.open(newline="") as fh:
         for row in csv.DictReader(fh):
-            rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v != ""}
+            try:
+                rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v != ""}
+            except (TypeError, ValueError):  # a partial last line
+                continue
     return [rows[k] for k in sorted(rows)]
+
+
+def _keep_history(path: Path, epochs: int) -> list[dict[str, float]]:
+    """Rewrite ``history.csv`` (atomically) with the rows of the first ``epochs`` epochs only: on
+    resuming at epoch ``epochs``, a row the killed process wrote for a later epoch, or cut short,
+    goes, so the resumed run appends to a file exactly like an uninterrupted run's."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, kept = reader.fieldnames, []
+        for row in reader:
+            try:
+                if int(row["epoch"]) < epochs and None not in row.values() and None not in row:
+                    kept.append(row)
+            except (TypeError, ValueError):
+                continue
+    if fields:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic.write_text(path, text.getvalue() if kept else "")
+    return read_history(path)
+
+
+class _Backup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose state is one file per finished epoch, ``backup/epoch-K.weights.h5``
+    (K = epochs done), written through :class:`tfphys.atomic.atomic_path`: the weights (optimizer
+    state included) and the epoch count are committed by one rename, so a kill during a save leaves
+    the previous epoch's state whole (Keras writes the weights, then a JSON epoch count, in place:
+    a kill between them resumed at the wrong epoch, one during them left an unreadable backup)."""
+
+    def _state(self) -> tuple[int, Path | None]:
+        files = sorted(Path(self.backup_dir).glob("epoch-*.weights.h5")) if Path(self.backup_dir).is_dir() else []
+        if not files:
+            return 0, None
+        return int(files[-1].name.split("-")[1].split(".")[0]), files[-1]
+
+    def _load_model(self):
+        epoch, path = self._state()
+        if path is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(path)
+        self.model._initial_epoch = epoch  # what Keras' own BackupAndRestore sets
+
+    def _save_model(self):
+        backup = Path(self.backup_dir)
+        backup.mkdir(parents=True, exist_ok=True)
+        fault_point("mid-checkpoint")
+        with atomic.atomic_path(backup / f"epoch-{self._current_epoch:05d}.weights.h5") as tmp:
+            self.model.save_weights(str(tmp), overwrite=True)
+            fault_point("mid-checkpoint-write")
+        for old in backup.glob("epoch-*.weights.h5"):
+            if old.name != f"epoch-{self._current_epoch:05d}.weights.h5":
+                old.unlink(missing_ok=True)
+
+
+class _PublishBest(keras.callbacks.Callback):
+    """``ModelCheckpoint`` saves the best model in place, under a temporary name; after it, this
+    renames the file onto ``backup/best.keras`` (so a kill mid-save never leaves a truncated model),
+    and when training ends, onto ``model.keras``: ``model.keras`` appears only in a finished run."""
+
+    def __init__(self, best: atomic.atomic_path, final: Path):
+        super().__init__()
+        self.best, self.final = best, final
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.best.tmp.exists():
+            self.best.commit()
+            self.best.open()
+
+    def on_train_end(self, logs=None):
+        self.best.abort()
+        if self.best.final.exists():
+            atomic.rename(self.best.final, self.final)
 
 
 class _PlotHistory(keras.callbacks.Callback):
@@ -123,7 +210,7 @@ def _saved_config(spec, path: Path) -> dict | None:
 def _prepare_out_dir(out: Path, cfg: dict, resume: bool, spec=None) -> bool:
     """Decide between a fresh run and a resumed one; never overwrite a finished run."""
     backup = out / "backup"
-    has_backup = backup.exists() and any(backup.iterdir())
+    has_backup = _backup_epoch(backup) > 0
     if has_backup:
         saved = _saved_config(spec or registry.get(cfg["model_name"]), out / "config.toml")
         if saved is not None and _comparable(saved) != _comparable(cfg):
@@ -138,6 +225,7 @@ def _prepare_out_dir(out: Path, cfg: dict, resume: bool, spec=None) -> bool:
         raise TfphysError(f"{out} already holds a finished run (model.keras); choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "history.csv").unlink(missing_ok=True)
+    shutil.rmtree(backup, ignore_errors=True)  # what a run killed before its first epoch ended left
     return False
 
 
@@ -146,10 +234,10 @@ def _prepare_worker_dir(out: Path, work: Path, resume: bool) -> bool:
     chief's :func:`_prepare_out_dir` (resume or start), taken from the chief's files when this
     worker sees them; the chief's backup, when visible, replaces the worker's own."""
     chief_backup, backup = out / "backup", work / "backup"
-    if chief_backup.exists() and any(chief_backup.iterdir()):
+    if _backup_epoch(chief_backup):
         shutil.rmtree(backup, ignore_errors=True)
         shutil.copytree(chief_backup, backup)
-    has_backup = backup.exists() and any(backup.iterdir())
+    has_backup = _backup_epoch(backup) > 0
     if not has_backup:
         if resume:
             raise TfphysError(f"nothing to resume in {out}: no unfinished run (no {chief_backup})")
@@ -227,33 +315,119 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
     distribute.prepare_model(model, strategy, train_ds.element_spec)
     train_ds, val_ds = (distribute.skip_tiny_batches(ds, strategy) for ds in (train_ds, val_ds))
 
+    created = not work.exists()
+    lock = _lock(work)  # a second tfphys-train on this run dir refuses here, before writing anything
+    try:
+        if role.is_chief:
+            resuming = _prepare_out_dir(out, cfg, resume, spec)
+        else:
+            resuming = _prepare_worker_dir(out, work, resume)
+        try:
+            return _fit(spec, model, cfg, out, work, resuming, train_ds, val_ds, epochs, role,
+                        verbose, callbacks)
+        except BaseException:
+            if role.is_chief and not _backup_epoch(work / "backup") and not (out / "model.keras").exists():
+                _discard(out, created)  # no epoch finished: nothing to resume, leave nothing behind
+            raise
+    finally:
+        lock.close()
+
+
+def _lock(work: Path):
+    """Hold ``work/.lock`` (``fcntl.flock``; the kernel releases it when the process dies, so a killed
+    run never leaves it stuck); a TfphysError when another process holds it."""
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / ".lock"
+    while True:
+        fh = open(path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise TfphysError(f"{work} is being written by another tfphys-train (pid {holder}); wait for it "
+                              "to finish, or choose another --out") from None
+        try:
+            same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # not a lock file that its holder removed (with the run dir) while we waited
+            break
+        fh.close()
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+def _backup_epoch(backup: Path) -> int:
+    """Epochs done according to the committed backup state (0: none)."""
+    files = sorted(backup.glob("epoch-*.weights.h5")) if backup.is_dir() else []
+    return int(files[-1].name.split("-")[1].split(".")[0]) if files else 0
+
+
+def _discard(out: Path, created: bool) -> None:
+    """Remove what a run that finished no epoch wrote into ``out`` (the whole dir if it made it)."""
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for name in ("config.toml", "history.csv", "history.png"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "backup", ignore_errors=True)
+
+
+def _fit(spec, model, cfg, out, work, resuming, train_ds, val_ds, epochs, role, verbose, callbacks):
     if role.is_chief:
-        resuming = _prepare_out_dir(out, cfg, resume, spec)
         configs.save(cfg, out / "config.toml")
-    else:
-        resuming = _prepare_worker_dir(out, work, resume)
     history_path = work / "history.csv"
-    past = read_history(history_path if history_path.exists() else out / "history.csv") if resuming else []
+    done = _backup_epoch(work / "backup") if resuming else 0
+    if resuming:
+        source = history_path if history_path.exists() else out / "history.csv"
+        past = _keep_history(source, done) if source == history_path else read_history(source)[:done]
+    else:
+        past = []
 
     model_path = work / "model.keras"
+    best = atomic.atomic_path(work / "backup" / "best.keras")
+    best.open()
     cbs = [
-        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        # ModelCheckpoint and CSVLogger before the backup: a kill between them redoes the epoch
         keras.callbacks.ModelCheckpoint(
-            str(model_path), monitor=spec.monitor, mode=spec.mode, save_best_only=True,
+            str(best.tmp), monitor=spec.monitor, mode=spec.mode, save_best_only=True,
             initial_value_threshold=_best(past, spec.monitor, spec.mode), verbose=0,
         ),
+        _PublishBest(best, model_path),
         keras.callbacks.CSVLogger(str(history_path), append=True),
         keras.callbacks.TerminateOnNaN(),
-        *([_PlotHistory(out, f"{model_name} — {out}")] if role.is_chief else []),
+        *([_PlotHistory(out, f"{spec.name} — {out}")] if role.is_chief else []),
+        _Backup(str(work / "backup")),  # the commit point of an epoch
+        _FaultPoints(),
         *callbacks,
     ]
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 2
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose,
-              shuffle=False)  # the pipeline shuffles
+    try:
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose,
+                  shuffle=False)  # the pipeline shuffles
+    finally:
+        best.abort()
     history = read_history(history_path)
     if not model_path.exists():
         raise TfphysError(f"training produced no finite {spec.monitor}; no model was saved in {out}")
     if not role.is_chief:
         shutil.rmtree(work, ignore_errors=True)
     return RunResult(out, out / "model.keras", history, len(past))
+
+
+class _FaultPoints(keras.callbacks.Callback):
+    """Named kill points of ``tests/core/test_faults.py`` (:func:`tfphys.atomic.fault_point`)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        fault_point("mid-epoch")
+
+    def on_epoch_end(self, epoch, logs=None):
+        fault_point("epoch-end")

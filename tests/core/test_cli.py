@@ -70,7 +70,8 @@ def test_a_rerun_after_a_kill_resumes_without_losing_a_finished_epoch(tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         training.train("codae", cfg, out, data=qcd_file, verbose=0, callbacks=[_InterruptAfter(1)])
     assert [r["epoch"] for r in training.read_history(out / "history.csv")] == [0, 1]
-    assert (out / "backup").is_dir() and (out / "model.keras").exists()
+    # the best model so far is kept in backup/; model.keras appears only when the run is finished
+    assert (out / "backup" / "best.keras").exists() and not (out / "model.keras").exists()
 
     counter = _CountEpochs()
     cfg = configs.override(configs.load(tiny_config), "train", "epochs", 3)

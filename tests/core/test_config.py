@@ -166,7 +166,7 @@ def test_resume_compares_resolved_configs(tmp_path):
     spec = registry.get("leapfrog")
     out = tmp_path / "run"
     (out / "backup").mkdir(parents=True)
-    (out / "backup" / "state").write_text("x")
+    (out / "backup" / "epoch-00001.weights.h5").write_text("x")  # the committed state of one epoch
     full = {"model_name": "leapfrog", **configs.resolve(spec, tomllib.loads(LEAPFROG))}
     configs.save(full, out / "config.toml")
     short = {"model_name": "leapfrog", **configs.resolve(spec, tomllib.loads(LEAPFROG))}

@@ -56,11 +56,11 @@ def test_bad_files_give_one_clear_error(tmp_path, make, message):
         formats.open_darkshowers(path)
 
 
-def test_check_finite_names_the_event():
+def test_check_pixels_names_the_event():
     images = np.zeros((3, 2, 2), np.float32)
     images[2, 1, 0] = np.nan
     with pytest.raises(TfphysError, match="event 12 has non-finite"):
-        formats.check_finite(images, "f.h5", 10)
+        formats.check_pixels(images, "f.h5", 10)
 
 
 def test_a_chunk_of_the_wrong_shape_is_refused_and_the_written_chunks_are_kept(tmp_path):

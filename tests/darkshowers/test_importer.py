@@ -99,7 +99,7 @@ def _bad(tmp_path, **changes):
     ({"label": None}, {}, "no 'label' array: give the class of every event with --label"),
     ({}, {"label": 0}, "has its own 'label' array; drop --label"),
     ({"mass": None}, {}, "signal events but no 'mass' array"),
-    ({"n_tracks": np.array([1, -2, 3, 4])}, {}, "negative 'n_tracks' in event 1"),
+    ({"n_tracks": np.array([1, -2, 3, 4])}, {}, "'n_tracks' of event 1 is -2; expected a finite value ≥ 0"),
     ({"images": None}, {}, "has no 'images' array; it holds label, mass, n_tracks"),
 ])
 def test_bad_input_gives_one_clear_error(tmp_path, changes, kwargs, message):

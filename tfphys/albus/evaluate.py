@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from tfphys import rundir
+from tfphys import atomic, reports, rundir
 from tfphys.errors import TfphysError
 
 CLUSTER_THRESHOLD = 0.1
@@ -170,8 +170,7 @@ def plot_pairs(pairs, path, geometry, *, title: str, columns: int = 2):
         _panel(b, output, f"ALBUS output (max {output.max():.2f})", geometry, vmax=1, cmap="viridis")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    reports.savefig(fig, path, dpi=100)
     return Path(path)
 
 
@@ -194,8 +193,7 @@ def plot_efficiency(eff: dict, path, *, title: str):
     ax.legend(fontsize=7)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    reports.savefig(fig, path, dpi=110)
     return Path(path)
 
 
@@ -215,8 +213,7 @@ def plot_histograms(stats: dict, kind: np.ndarray, path):
         ax.set_ylabel("maps")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    reports.savefig(fig, path, dpi=110)
     return Path(path)
 
 
@@ -417,5 +414,5 @@ def write_markdown(results: AlbusResults, figures: dict[str, Path], report) -> P
         if key not in ("efficiency", "statistics"):
             lines += [f"![{key}]({Path(fig).name})", ""]
     report = Path(report)
-    report.write_text("\n".join(lines) + "\n")
+    atomic.write_text(report, "\n".join(lines) + "\n")
     return report

@@ -312,6 +312,11 @@ def validate(f: h5py.File, path) -> int:
     bad = np.setdiff1d(np.unique(f["kind"][:]), list(KINDS))
     if bad.size:
         raise TfphysError(f"data file {path}: unknown map kind(s) {bad.tolist()}; expected 0, 1, 2")
+    for name in PARAMS:
+        values = f[name][:].astype(np.float64)
+        if not np.isfinite(values).all():
+            i = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise TfphysError(f"data file {path}: '{name}' of map {i} is {values[i]}; expected a finite value")
     return n
 
 

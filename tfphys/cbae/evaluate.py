@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import optimize, stats  # noqa: E402
 
-from tfphys import rundir  # noqa: E402
+from tfphys import atomic, reports, rundir  # noqa: E402
 from tfphys.cbae import waveforms as wf  # noqa: E402
 from tfphys.errors import TfphysError  # noqa: E402
 
@@ -138,8 +138,7 @@ def plot_parameter_errors(params, estimates, numbers, path) -> Path:
             axis.tick_params(labelleft=False)
         axis.legend(fontsize=7, loc="upper right")
     fig.suptitle(f"Figure 5 — parameter reconstruction errors ({len(err)} test waveforms)")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    reports.savefig(fig, path, dpi=110, bbox_inches="tight")
     return Path(path)
 
 
@@ -170,8 +169,7 @@ def plot_generation_errors(x, axis, generated, truth, numbers, path, slices=(0.0
     fig.colorbar(plt.cm.ScalarMappable(cmap=cmap), ax=axes[0, :].tolist(), label="θ", shrink=0.8)
     fig.suptitle(f"Figure 7 — generation error: typical (95 %) {100 * numbers['typical']:.2f} %, "
                  f"worst {100 * numbers['worst']:.2f} % of the maximum amplitude")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    reports.savefig(fig, path, dpi=110, bbox_inches="tight")
     return Path(path)
 
 
@@ -197,8 +195,7 @@ def plot_denoising_errors(denoised, clean, numbers, path) -> Path:
     right.set_xlabel("error [% of max amplitude]")
     right.legend(fontsize=7)
     fig.suptitle(f"Figure 8 — denoising error on {len(d)} test waveforms")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    reports.savefig(fig, path, dpi=110, bbox_inches="tight")
     return Path(path)
 
 
@@ -225,8 +222,7 @@ def plot_examples(x, noisy, denoised, clean, path) -> Path:
     axes[0, 0].legend(fontsize=6)
     fig.suptitle("Figure 9 — test waveforms by denoising-error percentile (0 best, 100 worst)")
     fig.subplots_adjust(left=0.04, right=0.99, bottom=0.03, top=0.95, hspace=0.25, wspace=0.05)
-    fig.savefig(path, dpi=80)  # no tight_layout: it costs ~10 s on 35 panels
-    plt.close(fig)
+    reports.savefig(fig, path, dpi=80)  # no tight_layout: it costs ~10 s on 35 panels
     return Path(path)
 
 
@@ -313,9 +309,9 @@ def write_report(results: CbaeResults, out) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures = write_figures(results, out)
-    (out / "metrics.json").write_text(json.dumps(results.numbers, indent=2))
+    atomic.write_text(out / "metrics.json", json.dumps(results.numbers, indent=2))
     report = out / "report.md"
-    report.write_text(markdown(results.numbers, figures, results.model_path))
+    atomic.write_text(report, markdown(results.numbers, figures, results.model_path))
     return report
 
 

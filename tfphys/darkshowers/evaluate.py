@@ -44,7 +44,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from tfphys import metrics, rundir
+from tfphys import atomic, metrics, reports, rundir
 from tfphys.darkshowers import format as formats
 from tfphys.darkshowers import scores as S
 from tfphys.errors import TfphysError
@@ -73,7 +73,7 @@ def read_test_file(path) -> dict[str, np.ndarray]:
         block = 64
         for start in tqdm(range(0, n, block), desc="total energy", unit="block", disable=None):
             images = f["images"][start:start + block]
-            formats.check_finite(images, path, start)
+            formats.check_pixels(images, path, start)
             energy[start:start + len(images)] = S.total_energy(images)
     if not (label == 0).any():
         raise TfphysError(f"test file {path} has no QCD background (label 0) events")
@@ -388,7 +388,7 @@ def write_tables(path, results: DarkShowerResults) -> Path:
         lines += ["", "MSE: mean over the 72 × 58 mask pixels; SSE: summed over them (the paper's "
                   "Table 4 values are on this scale)", ""]
     path = Path(path)
-    path.write_text("\n".join(lines))
+    atomic.write_text(path, "\n".join(lines))
     return path
 
 
@@ -426,8 +426,7 @@ def write_plots(out, results: DarkShowerResults) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(out / "roc.png", dpi=100)
-    plt.close(fig)
+    reports.savefig(fig, out / "roc.png", dpi=100)
 
     colours = {0: "C0", 1: "C1", 2: "C2"}
     for name, z in latents.items():
@@ -452,8 +451,7 @@ def write_plots(out, results: DarkShowerResults) -> None:
             axes[i + 1].legend()
         fig.suptitle(f"{name}: latent space Z_m (Figure 5)")
         fig.tight_layout()
-        fig.savefig(out / f"latent_{name}.png", dpi=100)
-        plt.close(fig)
+        reports.savefig(fig, out / f"latent_{name}.png", dpi=100)
 
     if recons:
         pick = [int(np.flatnonzero(label == 0)[0])] + [int(np.flatnonzero(label == c)[0]) for c in SIGNALS
@@ -471,21 +469,20 @@ def write_plots(out, results: DarkShowerResults) -> None:
             axes[r, 0].set_ylabel(formats.CLASS_NAMES[int(label[i])].upper())
         fig.suptitle("inputs and reconstructions (Figure 6)")
         fig.tight_layout()
-        fig.savefig(out / "reconstructions.png", dpi=100)
-        plt.close(fig)
+        reports.savefig(fig, out / "reconstructions.png", dpi=100)
 
 
 def write_json(path, results: DarkShowerResults) -> Path:
     """``results.json``: every number of the tables."""
     path = Path(path)
-    path.write_text(json.dumps(results.summary(), indent=1, ensure_ascii=False) + "\n")
+    atomic.write_text(path, json.dumps(results.summary(), indent=1, ensure_ascii=False) + "\n")
     return path
 
 
 def write_scores(path, results: DarkShowerResults) -> Path:
     """``scores.h5``: the per-event scores with ``label`` and ``mass``."""
     path = Path(path)
-    with h5py.File(path, "w") as f:
+    with atomic.atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f["label"], f["mass"] = results.label.astype(np.int8), results.mass.astype(np.float32)
         f.attrs["test_file"] = results.test_file
         for key, values in results.scores.items():

@@ -28,7 +28,7 @@ waits for (``tools/bench_codae_throughput.py``).
 
 Every reader validates the header (names, shapes, dtypes, lengths, N > 0) with one clear
 :class:`~tfphys.errors.TfphysError` per failure; pixel values are checked for finiteness as they
-are read (:func:`check_finite`).
+are read (:func:`check_pixels`: finite and ≥ 0).
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ DARKSHOWERS_DATASETS = {
 class DarkShowerWriter(ChunkWriter):
     """Append chunks of events to a new dark-shower file.
 
-    Each :meth:`append` is flushed to disk, so an interrupted generation keeps every finished chunk
-    (``len(writer)`` events, consistent across datasets).
+    Each :meth:`append` is flushed to disk; the file appears under ``path`` when the writer closes
+    without an error (:class:`tfphys.hdf5.ChunkWriter`: ``keep_partial`` keeps an interrupted
+    file's finished chunks in ``PATH.part`` for a resume).
 
     Example::
 
@@ -71,9 +72,9 @@ class DarkShowerWriter(ChunkWriter):
     length_key = "label"
 
     def __init__(self, path: str | os.PathLike, *, generator: str, seed: int | None = None,
-                 compression_level: int = 1):
-        super().__init__(path, seed=seed, format=DARKSHOWERS_FORMAT, version=DARKSHOWERS_VERSION,
-                         generator=generator)
+                 compression_level: int = 1, keep_partial: bool = False):
+        super().__init__(path, seed=seed, keep_partial=keep_partial, format=DARKSHOWERS_FORMAT,
+                         version=DARKSHOWERS_VERSION, generator=generator)
         for name, (dtype, shape) in DARKSHOWERS_DATASETS.items():
             chunks = (1, *shape) if shape else (4096,)
             self._file.create_dataset(
@@ -132,16 +133,32 @@ def validate_header(f: h5py.File, path) -> int:
     bad = np.setdiff1d(np.unique(labels), list(CLASS_NAMES))
     if bad.size:
         raise TfphysError(f"data file {path}: unknown class label(s) {bad.tolist()}; expected 0, 1, 2")
+    for name in ("mass", "n_tracks"):
+        check_per_event(name, f[name][:], f"data file {path}")
     return n
 
 
-def check_finite(images: np.ndarray, path, first_event: int | np.ndarray) -> None:
-    """Raise a TfphysError naming the first event with a NaN or infinite pixel."""
-    finite = np.isfinite(images).reshape(len(images), -1).all(axis=1)
-    if not finite.all():
-        i = int(np.flatnonzero(~finite)[0])
-        event = first_event[i] if isinstance(first_event, np.ndarray) else first_event + i
-        raise TfphysError(f"data file {path}: event {int(event)} has non-finite (NaN or inf) pixels")
+def check_per_event(name: str, values: np.ndarray, where: str) -> None:
+    """``mass`` and ``n_tracks``: finite and ≥ 0, else a TfphysError naming the first bad event."""
+    values = np.asarray(values, np.float64)
+    wrong = ~np.isfinite(values) | (values < 0)
+    if wrong.any():
+        i = int(np.flatnonzero(wrong)[0])
+        raise TfphysError(f"{where}: '{name}' of event {i} is {values[i]:g}; expected a finite value ≥ 0")
+
+
+def check_pixels(images: np.ndarray, path, first_event: int | np.ndarray) -> None:
+    """The pixel contract every reader checks as it reads (training, evaluation, scoring, import):
+    a TfphysError naming the file and the first event with a NaN/infinite or a negative pixel
+    (deposits are energies ≥ 0 GeV). ``first_event``: the index of ``images[0]`` in the file,
+    or the file index of every image."""
+    flat = np.asarray(images).reshape(len(images), -1)
+    for bad, what in ((~np.isfinite(flat).all(axis=1), "non-finite (NaN or inf) pixels"),
+                      ((flat < 0).any(axis=1), "negative pixels; deposits are energies ≥ 0 GeV")):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            event = first_event[i] if isinstance(first_event, np.ndarray) else first_event + i
+            raise TfphysError(f"data file {path}: 'images' event {int(event)} has {what}")
 
 
 def is_darkshowers_file(path) -> bool:

@@ -26,7 +26,8 @@ signal events without a mass.
 Without ``n_tracks`` the number of non-zero tracker pixels is stored instead — a lower bound of
 nTracks, since tracks can share a pixel — and the file attribute ``n_tracks_source`` says so.
 
-The output is written to ``OUT.part`` and renamed when complete, so a failed import leaves nothing.
+The output is written under a temporary name and renamed when complete (:mod:`tfphys.atomic`), so a
+failed import leaves nothing.
 Without ``out`` the file is only checked; a file already in the tfphys layout
 (:mod:`tfphys.darkshowers.format`) is reported usable in place (``--data FILE``).
 """
@@ -34,6 +35,7 @@ Without ``out`` the file is only checked; a file already in the tfphys layout
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -46,6 +48,19 @@ from tfphys.errors import TfphysError
 KEYS = ("images", "label", "mass", "n_tracks")
 SWAPPED_SHAPE = (formats.IMAGE_SHAPE[1], formats.IMAGE_SHAPE[0], formats.IMAGE_SHAPE[2])  # 286, 360, 3
 CHUNK_EVENTS = 256
+
+
+def _load_npz_array(npz, name: str, path: Path) -> np.ndarray:
+    """One array of an .npz archive; an object (pickled) array is refused, never unpickled."""
+    try:
+        return npz[name]
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise TfphysError(f"{path}: '{name}' is an object array (pickled Python objects, which are "
+                              "never loaded); save numbers, e.g. np.asarray(images, np.float32)") from None
+        raise TfphysError(f"{path}: '{name}' cannot be read ({err})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise TfphysError(f"{path}: '{name}' cannot be read (truncated or corrupt archive? {err})") from None
 
 
 class _Source:
@@ -64,13 +79,13 @@ class _Source:
         else:
             try:
                 npz = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as err:
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
                 raise TfphysError(f"{path} is neither an HDF5 file nor a NumPy .npz archive ({err})") from None
             if not isinstance(npz, np.lib.npyio.NpzFile):
                 raise TfphysError(f"{path} is a single .npy array; expected an HDF5 file or an .npz "
                                   "archive with named arrays (images, label, ...)")
             with npz:
-                self.arrays = {name: npz[name] for name in npz.files}
+                self.arrays = {name: _load_npz_array(npz, name, path) for name in npz.files}
         self.is_hdf5 = self._h5 is not None
 
     def get(self, key: str, required: bool):
@@ -94,8 +109,8 @@ def _per_event(src: _Source, key: str, values, n: int, *, integer: bool) -> np.n
     if values.dtype.kind not in "biuf":
         raise TfphysError(f"{src.path}: '{key}' has dtype {values.dtype}; expected numbers")
     if not np.isfinite(values.astype(np.float64)).all():
-        raise TfphysError(f"{src.path}: '{key}' of event {int(np.flatnonzero(~np.isfinite(values))[0])} "
-                          "is not finite")
+        i = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise TfphysError(f"{src.path}: '{key}' of event {i} is {values[i]:g}; expected a finite value")
     if integer and not np.array_equal(values, np.round(values)):
         i = int(np.flatnonzero(values != np.round(values))[0])
         raise TfphysError(f"{src.path}: '{key}' of event {i} is {values[i]}; expected an integer")
@@ -151,16 +166,13 @@ def check_arrays(src: _Source, *, transpose: bool = False, label: int | None = N
     else:
         raise TfphysError(f"{src.path} has signal events but no '{keys['mass']}' array: give the "
                           "mediator mass in GeV with --mass (m_H for SUEP, m_Z' for SVJ)")
-    if (masses < 0).any():
-        raise TfphysError(f"{src.path}: negative mediator mass in event {int(np.flatnonzero(masses < 0)[0])}")
+    formats.check_per_event(keys["mass"], masses, str(src.path))
 
     stored_tracks = src.get(keys["n_tracks"], required=False)
     tracks = None
     if stored_tracks is not None:
         tracks = _per_event(src, keys["n_tracks"], stored_tracks, n, integer=True)
-        if (tracks < 0).any():
-            raise TfphysError(f"{src.path}: negative '{keys['n_tracks']}' in event "
-                              f"{int(np.flatnonzero(tracks < 0)[0])}")
+        formats.check_per_event(keys["n_tracks"], tracks, str(src.path))
     return {"images": images, "label": labels, "mass": masses, "n_tracks": tracks,
             "n_tracks_source": keys["n_tracks"] if tracks is not None else "tracker pixels"}
 
@@ -173,11 +185,7 @@ def _image_chunks(src: _Source, checked: dict, transpose: bool, chunk_events: in
             block = np.asarray(images[start:start + chunk_events], dtype=np.float32)
             if transpose:
                 block = block.swapaxes(1, 2)
-            formats.check_finite(block, src.path, start)
-            negative = (block < 0).reshape(len(block), -1).any(axis=1)
-            if negative.any():
-                raise TfphysError(f"{src.path}: event {start + int(np.flatnonzero(negative)[0])} has negative "
-                                  "pixels; deposits are energies ≥ 0 GeV")
+            formats.check_pixels(block, src.path, start)
             stop = start + len(block)
             tracks = checked["n_tracks"]
             yield {"images": np.ascontiguousarray(block), "label": checked["label"][start:stop],
@@ -192,7 +200,7 @@ def in_place(path: str | os.PathLike) -> int:
     with formats.open_darkshowers(path) as f:
         n = f["label"].shape[0]
         for start in range(0, n, CHUNK_EVENTS):
-            formats.check_finite(f["images"][start:start + CHUNK_EVENTS], path, start)
+            formats.check_pixels(f["images"][start:start + CHUNK_EVENTS], path, start)
     return n
 
 
@@ -225,16 +233,11 @@ def import_images(path: str | os.PathLike, out: str | os.PathLike | None = None,
             out = Path(out)
             if out.resolve() == path.resolve():
                 raise TfphysError(f"--out {out} is the input file; choose another name")
-            part = out.with_name(out.name + ".part")
-            try:
-                with formats.DarkShowerWriter(part, generator=f"import:{path.name}") as writer:
-                    writer._file.attrs["n_tracks_source"] = checked["n_tracks_source"]
-                    for chunk in chunks:
-                        writer.append(chunk)
-                    n = len(writer)
-                part.replace(out)
-            finally:
-                part.unlink(missing_ok=True)
+            with formats.DarkShowerWriter(out, generator=f"import:{path.name}") as writer:  # temp + rename
+                writer._file.attrs["n_tracks_source"] = checked["n_tracks_source"]
+                for chunk in chunks:
+                    writer.append(chunk)
+                n = len(writer)
     finally:
         src.close()
     return {"events": n, "out": out, "in_place": False, "n_tracks_source": checked["n_tracks_source"]}

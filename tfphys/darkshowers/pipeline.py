@@ -96,7 +96,7 @@ class _BlockReader:
             self._file = formats.open_darkshowers(self.path)
         idx = self.blocks[int(b)]
         images = self._file["images"][idx[0]: idx[-1] + 1][idx - idx[0]]
-        formats.check_finite(images, self.path, idx)
+        formats.check_pixels(images, self.path, idx)
         return images.astype(np.float32, copy=False)
 
 

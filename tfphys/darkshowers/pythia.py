@@ -90,9 +90,10 @@ stream and a run is the same with any ``workers``.
 
 Chunked writes and resuming: :func:`generate` writes chunks in order (a pool of ``workers``
 processes computes ahead), each flushed to disk. The request (process, mass, n, seed and every
-physics setting) is stored in the file's ``request`` attribute. Rerunning the same command — or
-adding ``resume=True`` — on an unfinished file keeps its complete chunks and generates only the
-rest, giving the same bytes as an uninterrupted run.
+physics setting) is stored in the file's ``request`` attribute. The file is written as ``OUT.part``
+and renamed to ``OUT`` when complete; rerunning the same command — or adding ``resume=True`` —
+after an interruption keeps the complete chunks of ``OUT.part`` and generates only the rest,
+giving the same bytes as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from tfphys.atomic import partial_path
 from tfphys.darkshowers import detector, toy
 from tfphys.darkshowers import format as formats
 from tfphys.darkshowers.detector import CHARGED_HADRON, ELECTRON, INVISIBLE, MUON, NEUTRAL_HADRON, PHOTON
@@ -777,17 +779,6 @@ def _run_chunk(task):
     return _WORKER[key].chunk(size, seq)
 
 
-class _AppendingWriter(formats.DarkShowerWriter):
-    """A :class:`formats.DarkShowerWriter` continuing an existing file of ``kept`` events."""
-
-    def __init__(self, path, kept: int):  # noqa: D107 — no super().__init__: the file exists
-        self.path = Path(path)
-        self._file = h5py.File(self.path, "a")
-        for name in formats.DARKSHOWERS_DATASETS:
-            self._file[name].resize(kept, axis=0)
-        self._file.flush()
-
-
 def _jsonable(cfg):
     return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
 
@@ -850,20 +841,25 @@ def generate(process: str, n: int, out: str | os.PathLike, *, mass_gev: float | 
     if out.parent and not out.parent.exists():
         raise TfphysError(f"cannot write {out}: folder {out.parent} does not exist")
     request = _request(process, mass_gev, n, seed, cfg, chunk_events)
-    kept = _resumable(out, request, [c[2] for c in chunks]) if out.exists() else None
+    # An interrupted run left its finished chunks in OUT.part (an older one: in OUT itself).
+    part = partial_path(out)
+    source = part if part.exists() else out
+    kept = _resumable(source, request, [c[2] for c in chunks]) if source.exists() else None
     if resume and kept is None:
         raise TfphysError(f"cannot resume {out}: " + (
-            "it does not exist" if not out.exists() else
+            "it does not exist" if not source.exists() else
             "it is not an unfinished Pythia run of this request (process, mass, n, seed, physics)"))
     if kept is None:
-        writer = formats.DarkShowerWriter(out, generator="pythia", seed=seed)
+        writer = formats.DarkShowerWriter(out, generator="pythia", seed=seed, keep_partial=True)
         writer._file.attrs["request"] = request
         if sigmas is not None:
             writer._file.attrs["qcd_slice_sigma_mb"] = json.dumps(
                 {f"{lo:g}-{'' if hi is None else f'{hi:g}'}": s for (lo, hi), s in zip(qcd_slices(cfg), sigmas)})
         kept = 0
     else:
-        writer = _AppendingWriter(out, kept)
+        if source == out:
+            os.replace(out, part)
+        writer = formats.DarkShowerWriter.reopen(out, kept)
     todo, done = [], 0
     for chunk in chunks:
         if done >= kept:

@@ -23,13 +23,11 @@ steps_per_epoch = 3
 val_steps = 2
 [model]
 lattice_size = 3
-n_leapfrog = 1
+n_leapfrog = 2
 n_chains = 4
 beta = 2.0
 beta_init = 1.0
 anneal_steps = 6
-units = [4]
-init = "hmc"
 [train]
 epochs = 3
 seed = 0
@@ -39,10 +37,14 @@ learning_rate = 1e-2
 [eval]
 thermalise = 5
 trajectories = 20
+max_trajectories = 40
 betas = [2.0]
 scan_trajectories = 10
+scan_max_trajectories = 20
 scan_thermalise = 2
 lengths = [1]
+hmc_step_sizes = [0.2]
+chains = 4
 """
 
 
@@ -287,6 +289,9 @@ def test_training_runs_through_the_shared_trainer_and_resumes(trained_run, tmp_p
     straight = training.train("leapfrog", configs.load(tmp_path / "tiny.toml"), tmp_path / "straight", verbose=0)
     keys = ("loss", "acceptance", "val_loss")
     assert [[row[k] for k in keys] for row in straight.history] == [[row[k] for k in keys] for row in result.history]
+    # the training CPU time adds up over the interrupted and the resumed process
+    cpu = [row["train_cpu_s"] for row in result.history]
+    assert 0 < cpu[0] < cpu[1] < cpu[2]
     model = keras.saving.load_model(out / "model.keras", safe_mode=True, compile=False)
     fresh = LeapfrogSampler.from_config(model.get_config())  # same seed: the same hot start
     moved = np.abs(u1.wrap(model.chain_x - fresh.chain_x)).max(axis=(1, 2, 3))
@@ -299,7 +304,8 @@ def test_tfphys_eval_writes_the_comparison_report(trained_run, tmp_path):
     out, _ = trained_run
     assert eval_main([str(out), "--out", str(tmp_path / "eval")]) == 0
     report = (tmp_path / "eval" / "report.md").read_text()
-    for needle in ("acceptance", "⟨cos x_P⟩", "τ_int(Q_Z)", "ESS(Q_Z) per CPU-second", "exact"):
+    for needle in ("acceptance", "⟨cos x_P⟩", "⟨Q_Z²⟩", "τ_int(Q_Z)", "ESS(Q_Z) per CPU-second", "exact",
+                   "Training CPU time", "HMC equal length", "untrained start", "HMC ε=0.2 N=1"):
         assert needle in report
     for png in ("chains", "tau_vs_beta", "tau_vs_length", "trajectory", "plaquette_trajectory"):
         assert (tmp_path / "eval" / f"{png}.png").stat().st_size > 1000
@@ -323,3 +329,13 @@ def test_leapfrog_reads_no_data_file(tmp_path):
     data.write_bytes(b"")
     assert train_main(["leapfrog", "--config", str(cfg), "--data", str(data), "--out",
                        str(tmp_path / "run")]) == 1
+
+
+def test_annealing_linear_flat_steps_or_none():
+    linear = build_leapfrog(lattice_size=2, n_leapfrog=1, beta=6.0, beta_init=2.0, anneal_steps=100)
+    flat = build_leapfrog(lattice_size=2, n_leapfrog=1, beta=6.0, beta_init=2.0, anneal_steps=100, anneal_eras=5)
+    none = build_leapfrog(lattice_size=2, n_leapfrog=1, beta=6.0, anneal_steps=0)
+    steps = [0, 19, 20, 50, 99, 100, 500]
+    assert [float(linear.annealed_beta(t)) for t in steps] == pytest.approx([2, 2.76, 2.8, 4, 5.96, 6, 6])
+    assert [float(flat.annealed_beta(t)) for t in steps] == pytest.approx([2, 2, 3, 4, 6, 6, 6])  # linspace(2, 6, 5)
+    assert [float(none.annealed_beta(t)) for t in steps] == pytest.approx([6] * 7)

@@ -13,6 +13,7 @@ The plaquette at site ``n`` is (Eq. 4's ``x_P``, with ``μ = 0, ν = 1``)::
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -147,6 +148,11 @@ def exact_plaquette(beta, lattice_size, n_max=None):
     return out if out.size > 1 else float(out[0])
 
 
+@functools.lru_cache(maxsize=8)
+def _gauss_legendre(points):
+    return np.polynomial.legendre.leggauss(points)
+
+
 def _plaquette_moments(beta, n):
     """``(1/2π)∫_{−π}^{π} dφ φ^m e^{β(cos φ − 1)} e^{ikφ}`` for ``m = 0, 1, 2`` and ``k ∈ n``.
 
@@ -157,7 +163,7 @@ def _plaquette_moments(beta, n):
     """
     from scipy.special import ive
 
-    nodes, weights = np.polynomial.legendre.leggauss(max(400, 8 * int(np.abs(n).max()) + 200))
+    nodes, weights = _gauss_legendre(max(400, 8 * int(np.abs(n).max()) + 200))
     phi, w = 0.5 * math.pi * (nodes + 1.0), 0.5 * math.pi * weights
     damp = np.exp(beta[None, :] * (np.cos(phi)[:, None] - 1.0))  # (nodes, betas)
     kphi = n[:, None] * phi[None, :]  # (k, nodes)

@@ -297,7 +297,7 @@ def _export(model, cfg, model_path, spec, precision, out, *, threads, iterations
     integration = []
     if precision == "onnx":  # a Triton model directory and a CMSSW producer sketch per ONNX file
         for name, part in {spec.name: main, **{f"{spec.name}_{k}": v for k, v in subs.items()}}.items():
-            integration += to_onnx.write_integration(out, name, (out / part["file"]).read_bytes())
+            integration += to_onnx.write_integration(out, name, (out / part["file"]).read_bytes(), part["file"])
 
     # N single-thread instances in fresh processes: threads, memory, throughput of each artifact
     parts = {"model": main, **subs}

@@ -436,7 +436,7 @@ def triton_config(name: str, description: dict[str, Any]) -> str:
             'parameters { key: "inter_op_thread_count" value: { string_value: "1" } }\n')
 
 
-def cmssw_snippet(name: str, description: dict[str, Any]) -> str:
+def cmssw_snippet(name: str, description: dict[str, Any], source: str | None = None) -> str:
     """A short CMSSW producer: ``cms::Ort::ONNXRuntime`` in the global cache (one session per job, made
     with ``ONNXRuntime::defaultSessionOptions(Backend::cpu)``: ONNXService's threads), the file through
     ``edm::FileInPath``, the inputs by name as flat NHWC, and
@@ -448,10 +448,10 @@ def cmssw_snippet(name: str, description: dict[str, Any]) -> str:
     shapes = ", ".join("{1, " + ", ".join(str(d) for d in v["shape"][1:]) + "}" for v in ins)
     layout = "; ".join(f'"{v["name"]}" [{", ".join(str(d) for d in v["shape"][1:])}] at '
                        + ("((h * W + w) * C + c)" if len(v["shape"]) == 4 else "its flat index") for v in ins)
-    fills = "\n".join(f"  // input {k}: \"{v['name']}\", {sizes[k]} floats per event (fill from the event)"
+    fills = "\n".join(f"    // input {k}: \"{v['name']}\", {sizes[k]} floats per event (fill from the event)"
                       for k, v in enumerate(ins))
     return f"""// {cls}.cc — from tfphys-export --onnx (opset {description['opset']}); a sketch, not a tested plugin.
-// Put {name}.onnx in a data package (e.g. MyAnalysis/MyTrigger/data/) and its path in the config.
+// Copy {source or name + ".onnx"} into a data package as MyAnalysis/MyTrigger/data/{name}.onnx (the path below).
 // Inputs are float32, flat, in the model's own NHWC order: {layout}.
 #include "FWCore/Framework/interface/Event.h"
 #include "FWCore/Framework/interface/MakerMacros.h"
@@ -492,9 +492,10 @@ DEFINE_FWK_MODULE({cls});
 """
 
 
-def write_integration(out, name: str, content: bytes) -> list[str]:
+def write_integration(out, name: str, content: bytes, source: str | None = None) -> list[str]:
     """Beside ``model.onnx``: a Triton model directory ``triton/NAME/`` (``config.pbtxt`` and
-    ``1/model.onnx``, as SONIC serves it) and ``cmssw/NAME_onnx_producer.cc``, each written whole
+    ``1/model.onnx``, as SONIC serves it) and ``cmssw/NAME_onnx_producer.cc`` (``source``: the ONNX file's
+    name beside it, e.g. ``model.onnx``, which the snippet says to copy), each written whole
     (:mod:`export.files`: the directory is swapped in at once). Returns the files written, relative
     to ``out``."""
     from pathlib import Path
@@ -506,5 +507,5 @@ def write_integration(out, name: str, content: bytes) -> list[str]:
     files.replace_dir(out / "triton" / name, {"config.pbtxt": triton_config(name, description).encode(),
                                               "1/model.onnx": content})
     (out / "cmssw").mkdir(exist_ok=True)
-    files.write_text(out / "cmssw" / f"{name}_onnx_producer.cc", cmssw_snippet(name, description))
+    files.write_text(out / "cmssw" / f"{name}_onnx_producer.cc", cmssw_snippet(name, description, source))
     return [f"triton/{name}/config.pbtxt", f"triton/{name}/1/model.onnx", f"cmssw/{name}_onnx_producer.cc"]

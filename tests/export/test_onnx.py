@@ -336,5 +336,7 @@ def test_triton_model_directory_and_cmssw_snippet_beside_the_onnx_file(tmp_path)
     snippet = (tmp_path / files[2]).read_text()
     for expected in ("edm::GlobalCache<cms::Ort::ONNXRuntime>", "edm::FileInPath", 'globalCache()->run({"mask"}',
                      "std::vector<float>(4176, 0.f)", "{1, 72, 58, 1}", '{"z_m"}', "((h * W + w) * C + c)",
-                     "DEFINE_FWK_MODULE(CodaeFMONNXProducer)"):
+                     "DEFINE_FWK_MODULE(CodaeFMONNXProducer)",
+                     "ONNXRuntime::defaultSessionOptions(cms::Ort::Backend::cpu)", "fillDescriptions",
+                     "data package as MyAnalysis/MyTrigger/data/codae_f_m.onnx"):
         assert expected in snippet, expected

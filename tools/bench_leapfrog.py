@@ -86,8 +86,7 @@ def main(argv=None) -> int:
                   history=history)
     size = r.lattice_size
     print(f"\n{size}×{size}, β = {r.beta:g}, {r.chains} chains per sampler; runs ≥ {E.TOL:g} τ_int(Q_Z) "
-          f"(from {settings['trajectories']}, capped at {settings['max_trajectories']} trajectories or "
-          f"{settings['max_cpu_s']:g} CPU-s; ≳ / ≤: bounds)")
+          f"(from {settings['trajectories']}, capped at {E._caps(settings)}; ≳ / ≤: bounds)")
     results = list(r.main.values())
     widths = (24, *(19,) * len(results))
     print(_row(["", *(x.name for x in results)], widths))
@@ -112,7 +111,7 @@ def main(argv=None) -> int:
               f"{be['best-tuned HMC']}, vs untrained start {be.get('untrained start', 'n/a')}")
 
     print(f"\nFigure 4 scan and exact checks ({r.chains} chains, from {settings['scan_trajectories']} trajectories, "
-          f"capped at {settings['scan_max_trajectories']} or {settings['scan_max_cpu_s']:g} CPU-s per sampler):")
+          f"capped at {E._caps(settings, 'scan_')} per sampler):")
     widths = (5, 18, 7, 21, 21, 14, 14, 7)
     print(_row(["β", "sampler", "acc.", "⟨cos x_P⟩ (pull)", "⟨Q_Z²⟩ (pull)", "τ_int(Q_Z)", "ESS/CPU-s", "traj."],
                widths))

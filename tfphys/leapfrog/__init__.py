@@ -42,16 +42,16 @@ SCHEMA = {
     "eval": {  # tfphys-eval RUN (tfphys/leapfrog/evaluate.py, DEFAULTS; the rules in its docstring)
         "thermalise": Key(int, 600, "HMC trajectories from a hot start, β ramped up, before measuring"),
         "trajectories": Key(int, 1000, "measured trajectories per sampler at the target β, at least"),
-        "max_trajectories": Key(int, 20000, "... extended until ≥ 50 τ_int(Q_Z), up to this many"),
-        "max_cpu_s": Key(float, 60.0, "... or this many CPU-seconds of sampling per sampler"),
+        "max_trajectories": Key(int | None, None, "... extended until ≥ 50 τ_int(Q_Z), up to this many (unset: 20×)"),
+        "max_cpu_s": Key(float | None, None, "... or this many CPU-seconds of sampling per sampler (unset: no cap)"),
         "betas": Key(list[float], [2.0, 3.0, 4.0, 5.0, 6.0, 7.0], "Figure 4 scan and the exact checks"),
         "scan_trajectories": Key(int, 300, "measured trajectories per sampler and β of the scan, at least"),
-        "scan_max_trajectories": Key(int, 10000, "scan: the cap on trajectories"),
-        "scan_max_cpu_s": Key(float, 30.0, "scan: the cap on CPU-seconds per sampler and β"),
+        "scan_max_trajectories": Key(int | None, None, "scan: the cap on trajectories (unset: 20×)"),
+        "scan_max_cpu_s": Key(float | None, None, "scan: the cap on CPU-seconds per sampler and β"),
         "scan_thermalise": Key(int, 300, "thermalisation trajectories per β of the scan"),
         "lengths": Key(list[int], [10, 20, 40], "best-tuned HMC: the N_LF of the scan (Figure 5)"),
         "hmc_step_sizes": Key(list[float], [0.1, 0.125], "best-tuned HMC: the ε of the scan"),
-        "chains": Key(int | None, 64, "chains per sampler (unset: the model's n_chains)"),
+        "chains": Key(int | None, None, "chains per sampler (unset: the model's n_chains)"),
     },
 }
 

@@ -52,16 +52,16 @@ from tfphys.errors import TfphysError
 DEFAULTS: dict[str, Any] = {
     "thermalise": 600,       # HMC trajectories from a hot start (β ramped up, see HMC.thermalise)
     "trajectories": 1000,    # measured trajectories per sampler at the target β, at least ...
-    "max_trajectories": 20000,  # ... extended until the run is ≥ 50 τ_int(Q_Z), up to this many ...
-    "max_cpu_s": 60.0,       # ... or this many CPU-seconds of sampling per sampler
+    "max_trajectories": None,  # ... extended until the run is ≥ 50 τ_int(Q_Z), up to this many (None: 20×) ...
+    "max_cpu_s": None,       # ... or this many CPU-seconds of sampling per sampler (None: no limit)
     "betas": [2.0, 3.0, 4.0, 5.0, 6.0, 7.0],  # Figure 4 scan (and the exact checks)
     "scan_trajectories": 300,  # the same three sizes for every sampler at every β of the scan
-    "scan_max_trajectories": 10000,
-    "scan_max_cpu_s": 30.0,
+    "scan_max_trajectories": None,
+    "scan_max_cpu_s": None,
     "scan_thermalise": 300,
     "lengths": [10, 20, 40],  # best-tuned HMC: a scan of N_LF ∈ lengths × ε ∈ hmc_step_sizes
     "hmc_step_sizes": [0.1, 0.125],
-    "chains": 64,            # chains per sampler (None: the model's n_chains)
+    "chains": None,          # chains per sampler (None: the model's n_chains)
 }
 
 #: a run is long enough for τ_int when it is at least TOL τ_int long (emcee's and Sokal's rule)
@@ -238,7 +238,9 @@ def run_until_reliable(run, x0, *, min_trajectories, max_trajectories, max_cpu_s
             return chains
         wanted = int(1.15 * TOL * tau.tau) - n if np.isfinite(tau.tau) else n
         chunk = max(n // 4, min(max(wanted, n // 4), 3 * n))  # grow at most 4× per round
-        chunk = min(chunk, max_trajectories - n, int(max(0.0, max_cpu_s - chains.cpu_s) / cpu_per_traj) + 1)
+        chunk = min(chunk, max_trajectories - n)
+        if math.isfinite(max_cpu_s):
+            chunk = min(chunk, int(max(0.0, max_cpu_s - chains.cpu_s) / max(cpu_per_traj, 1e-9)) + 1)
         if chunk < 1:
             return chains
 
@@ -492,8 +494,9 @@ class LeapfrogResults:
 
 
 def _sizes(s, prefix=""):
-    return {"min_trajectories": int(s[f"{prefix}trajectories"]),
-            "max_trajectories": int(s[f"{prefix}max_trajectories"]), "max_cpu_s": float(s[f"{prefix}max_cpu_s"])}
+    low, high, cpu = s[f"{prefix}trajectories"], s[f"{prefix}max_trajectories"], s[f"{prefix}max_cpu_s"]
+    return {"min_trajectories": int(low), "max_trajectories": int(high) if high else 20 * int(low),
+            "max_cpu_s": float(cpu) if cpu else math.inf}
 
 
 def compute(model, *, settings=None, seed=0, progress=True, source="", history=(),
@@ -541,6 +544,12 @@ def compute(model, *, settings=None, seed=0, progress=True, source="", history=(
         history=history, train_cpu_s=train_cpu_s)
 
 
+def _caps(s, prefix=""):
+    sizes = _sizes(s, prefix)
+    cpu = "" if math.isinf(sizes["max_cpu_s"]) else f" or {sizes['max_cpu_s']:g} CPU-s"
+    return f"{sizes['max_trajectories']} trajectories{cpu}"
+
+
 SCAN_NAMES = ("LeapfrogLayers", "untrained start", "HMC equal length")
 
 
@@ -581,8 +590,7 @@ def markdown(results: LeapfrogResults) -> str:
         f"Sampler {source or 'in memory'}: {size}×{size} lattice, β = {beta:g}, {chains} chains, "
         f"{s['thermalise']} thermalisation + {s['trajectories']} measured trajectories each, seed {seed}. "
         f"Every run is extended until it is ≥ {TOL:g} τ_int(Q_Z) long (and every chain's charge changed), up to "
-        f"{s['max_trajectories']} trajectories or {s['max_cpu_s']:g} CPU-s per sampler (scan: {s['scan_trajectories']}"
-        f" → {s['scan_max_trajectories']} trajectories, {s['scan_max_cpu_s']:g} CPU-s); a run that stays shorter "
+        f"{_caps(s)} per sampler (scan: from {s['scan_trajectories']}, {_caps(s, 'scan_')}); a run that stays shorter "
         "gives τ as a lower bound (≳) and ESS/CPU-s as an upper bound (≤), and no ratio is formed from a bound. "
         "Errors: τ from the spread of the independent chains' estimates, ⟨·⟩ from the spread of their time averages.",
         "",

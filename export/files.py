@@ -1,12 +1,13 @@
 """Writing the export's files so that no reader ever sees half of one.
 
 Every file ``tfphys-export`` writes (the ``.tflite`` / ``.onnx`` models, ``report.json``, ``report.md``,
-``latency.png``, the CMSSW snippet) is written to a temporary name in the same directory and renamed
-onto its final name (:func:`write_bytes`, :func:`write_text`, :func:`replacing`): a kill mid-write
-leaves at most a ``.NAME.PID.tmp`` file, never a truncated file under the final name. A Triton model
-directory is built beside its final place and swapped in whole (:func:`replace_dir`). Two exports
-into the same directory at once take turns (:func:`locked`, an ``fcntl.flock`` on ``DIR/.export.lock``),
-so their reports cannot interleave.
+the CMSSW snippet) goes through :mod:`tfphys.atomic` (a temporary name in the same directory, fsynced
+and renamed onto the final name), ``latency.png`` through :func:`tfphys.reports.savefig`: a kill
+mid-write leaves at most a hidden temporary, never a truncated file under the final name. A Triton
+model directory is built beside its final place and swapped in whole (:func:`replace_dir`:
+``os.replace`` cannot replace a non-empty directory). Two exports into the same directory at once
+take turns (:func:`locked`, an ``fcntl.flock`` on ``DIR/.export.lock``), so their reports cannot
+interleave.
 """
 
 from __future__ import annotations
@@ -20,38 +21,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from tfphys.atomic import write_bytes, write_text
+
+__all__ = ["LOCK", "locked", "replace_dir", "sha256", "write_bytes", "write_text"]
+
 LOCK = ".export.lock"
-
-
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-@contextlib.contextmanager
-def replacing(path) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to; renamed onto ``path`` (``os.replace``, atomic
-    on POSIX) when the block ends without an exception, removed when it raises."""
-    path = Path(path)
-    tmp = _temporary(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_bytes(path, data: bytes) -> Path:
-    with replacing(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    return Path(path)
-
-
-def write_text(path, text: str) -> Path:
-    return write_bytes(path, text.encode())
 
 
 def replace_dir(path, files: dict[str, bytes]) -> None:
@@ -60,7 +34,7 @@ def replace_dir(path, files: dict[str, bytes]) -> None:
     one whole; between the two renames, briefly, none."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    new, old = _temporary(path), path.with_name(f".{path.name}.{os.getpid()}.old")
+    new, old = (path.with_name(f".{path.name}.{os.getpid()}.{kind}") for kind in ("tmp", "old"))
     for tmp in (new, old):
         shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from export import files  # noqa: E402
+from tfphys.reports import savefig  # noqa: E402
 
 #: Keys every report.json has (the schema tests check them).
 REQUIRED_KEYS = (
@@ -72,6 +73,7 @@ def write_markdown(report: dict[str, Any], path) -> Path:
         "|---|---|---|---|---|---|---|",
     ]
     gflop = r["flops"] / 1e9 if r.get("flops") else None
+    elsewhere = []  # paths that spend CPU on threads other than the caller's: hidden from a per-module timer
     for label, lat, size, cpu in (
         (_engine(r), r["latency_ms"], r["size_bytes"], r.get("cpu_ms")),
         ("LiteRT float32", r["latency_ms_float32"], r["size_bytes_float32"], r.get("cpu_ms_float32")),
@@ -81,6 +83,8 @@ def write_markdown(report: dict[str, Any], path) -> Path:
         rate = f"{gflop / (lat['p50'] / 1e3):.1f}" if gflop else "–"
         size_txt = f"{size / 1e6:.2f} MB" if size else "–"
         cpu_txt = f"{cpu['mean']:.2f} ({cpu['thread_mean']:.2f})" if cpu else "–"
+        if cpu and cpu["mean"] > 0 and cpu["thread_mean"] < 0.8 * cpu["mean"]:
+            elsewhere.append(f"{label.split(' (')[0]} {1 - cpu['thread_mean'] / cpu['mean']:.0%}")
         lines.append(f"| {label} | {size_txt} | {_fmt_latency(lat)} | {lat['mean']:.2f} | "
                      f"{lat['max']:.2f} | {cpu_txt} | {rate} |")
     lines += [
@@ -92,6 +96,9 @@ def write_markdown(report: dict[str, Any], path) -> Path:
         f"- outputs vs Keras on {r['n_validation']} events: max |Δ| {r['max_abs_diff']:.3g}, "
         f"mean |Δ| {r['mean_abs_diff']:.3g} (tolerance {r['tolerance'][0]:g}, mean {r['tolerance'][1]:g})",
     ]
+    if elsewhere:
+        lines.append(f"- CPU time spent on threads other than the calling one (a per-module timer misses it): "
+                     f"{', '.join(elsewhere)}")
     if r.get("onnx"):
         o = r["onnx"]
         tensors = {kind: ", ".join(f"`{v['name']}` {v['shape']} {v['dtype']}" for v in o[kind])
@@ -139,11 +146,7 @@ def plot_latency(timings: dict[str, np.ndarray], budget_ms: float, path, *, titl
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    path = Path(path)
-    with files.replacing(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return savefig(fig, path, dpi=110)
 
 
 def _parts(r: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -118,7 +118,7 @@ def _check_hlt_figures(run, report, keras_scores, exported_scores, is_signal, *,
         assert files.sha256(run / name) == digest, name
     assert report["versions"]["tensorflow"] == tf.__version__ and set(report["versions"]) == {
         "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"}
-    assert not [p.name for p in run.rglob("*.tmp")]  # no temporary file left
+    assert not [p.name for p in run.rglob("*") if ".tmp" in p.name or ".old" in p.name]  # no temporary left
     markdown = (run / "report.md").read_text()
     assert "## In HLT terms" in markdown and "| SUEP 400 GeV | " in markdown
 

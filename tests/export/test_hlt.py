@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import norm
 
 from export import files, hlt, instances
+from tfphys.atomic import atomic_path
 
 
 def test_threshold_on_a_uniform_ladder_keeps_exactly_the_asked_fraction():
@@ -75,7 +76,7 @@ def test_an_atomic_write_leaves_the_old_file_or_the_new_one_never_a_part(tmp_pat
     path = tmp_path / "report.json"
     files.write_text(path, "old")
     with pytest.raises(RuntimeError):
-        with files.replacing(path) as tmp:
+        with atomic_path(path) as tmp:
             tmp.write_text("half of the new")
             raise RuntimeError("killed mid-write")
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]

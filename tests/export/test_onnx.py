@@ -214,7 +214,7 @@ def test_an_onnx_file_onnx_runtime_cannot_load_stops_the_command_with_one_line(t
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1, err
     assert err[0].startswith("tfphys-export: error: ONNX Runtime cannot load the model: ")
-    assert not (run / "report.json").exists() and not list(run.glob(".*.tmp"))
+    assert not (run / "report.json").exists() and not [p for p in run.rglob("*") if ".tmp" in p.name]
 
 
 def test_tfphys_export_onnx_on_a_trained_run_in_a_fresh_process(tmp_path, tiny_config, qcd_file, labelled_file):

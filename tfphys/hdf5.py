@@ -88,8 +88,14 @@ class ChunkWriter:
 
     def close(self, failed: bool = False) -> None:
         """Close the file: rename it onto ``path`` (or, ``failed``, leave ``path`` as it was)."""
-        if self._file.id.valid:
-            self._file.close()
+        try:
+            if self._file.id.valid:
+                self._file.close()
+        except Exception:
+            self._atomic.abort()
+            if failed:  # e.g. a full disk: closing fails too; the error being handled is the one to report
+                return
+            raise
         if failed:
             self._atomic.abort()
         else:

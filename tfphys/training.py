@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import errno
 import fcntl
-import io
 import math
 import os
 import shutil
@@ -100,24 +99,21 @@ def read_history(path: Path) -> list[dict[str, float]]:
 def _keep_history(path: Path, epochs: int) -> list[dict[str, float]]:
     """Rewrite ``history.csv`` (atomically) with the rows of the first ``epochs`` epochs only: on
     resuming at epoch ``epochs``, a row the killed process wrote for a later epoch, or cut short,
-    goes, so the resumed run appends to a file exactly like an uninterrupted run's."""
+    goes, so the resumed run appends to a file byte for byte like an uninterrupted run's."""
     if not path.exists():
         return []
     with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        fields, kept = reader.fieldnames, []
-        for row in reader:
-            try:
-                if int(row["epoch"]) < epochs and None not in row.values() and None not in row:
-                    kept.append(row)
-            except (TypeError, ValueError):
-                continue
-    if fields:
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(kept)
-        atomic.write_text(path, text.getvalue() if kept else "")
+        lines = fh.read().splitlines(keepends=True)
+    kept = lines[:1]
+    for line in lines[1:]:
+        row = next(csv.reader([line]), [])
+        try:
+            complete = line.endswith("\n") and len(row) == len(next(csv.reader(lines[:1]))) and int(row[0]) < epochs
+        except (ValueError, IndexError):
+            complete = False
+        if complete:
+            kept.append(line)
+    atomic.write_text(path, "".join(kept) if len(kept) > 1 else "")
     return read_history(path)
 
 

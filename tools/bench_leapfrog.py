@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="also write report.md and the figures here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cost-rounds", type=int, default=6, help="interleaved rounds of the cost measurement")
     args = p.parse_args(argv)
     if bool(args.run) == bool(args.untrained):
         p.error("give a run dir or --untrained CONFIG")
@@ -121,6 +122,19 @@ def main(argv=None) -> int:
             print(_row([f"{b:g}", name, f"{x.acceptance[0]:.3f}", f"{x.plaquette[0]:.5f} ({pp:+.1f}σ)",
                         f"{x.charge_squared[0]:.3f} ({pq:+.1f}σ)", x.tau_text(), x.ess_text(),
                         f"{x.chains.n_trajectories}"], widths))
+    # cost per trajectory, interleaved (the runs above are sequential on a loaded machine)
+    x = r.main["HMC equal length"].chains.x
+    hmc = E.equal_length_hmc(model, r.beta)
+    spent = {"LeapfrogLayers": 0.0, "HMC equal length": 0.0}
+    model.sample(x, 2, seed=1)
+    hmc.run(x, 2, seed=1)
+    for i in range(args.cost_rounds):
+        spent["LeapfrogLayers"] += model.sample(x, 50, seed=100 + i).cpu_s
+        spent["HMC equal length"] += hmc.run(x, 50, seed=100 + i).cpu_s
+    print(f"\ncost per trajectory, interleaved ({args.cost_rounds} × 50 trajectories each, {x.shape[0]} chains): "
+          f"LeapfrogLayers {1e3 * spent['LeapfrogLayers'] / (50 * args.cost_rounds):.1f} ms, HMC of equal length "
+          f"(N_LF {hmc.n_steps}) {1e3 * spent['HMC equal length'] / (50 * args.cost_rounds):.1f} ms: ratio "
+          f"{spent['LeapfrogLayers'] / spent['HMC equal length']:.2f} (goal ≤ 1.5)")
     print(f"(benchmark CPU time {time.process_time() - cpu0:.0f} s)")
     if args.out:
         print(f"report: {E.write_report(r, args.out)}")

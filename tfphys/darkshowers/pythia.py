@@ -24,7 +24,7 @@ Processes (√s = 13 TeV, Pythia's default Monash tune, MPI and hadronisation on
     * ``"equal"`` (**default**) — f_i = 1/K: a stitched sample, flat in slice index (≈ flat in
       log p̂_T from 15 GeV to ~3 TeV), the way many ML QCD sets are assembled from p̂_T bins.
 
-    Why ``"equal"`` is the default: it is the choice that reproduces the paper's Table 1 baselines
+    Why ``"equal"`` is the default: of the mixtures measured, it comes closest to the paper's Table 1 baselines
     (``tools/calibrate_baselines.py``, ``tools/README.md``). The paper's total-energy (Trk) AUROCs
     rise slowly with mass (SUEP 45 → 71 % from 125 GeV to 1 TeV, SVJ 56 → 81 % from 2.1 to
     4.1 TeV) although the signals' tracker Σp_T grows ~8× and ~2×: its QCD must span more than a

@@ -47,7 +47,9 @@ from typing import Any
 
 import numpy as np
 
+from tfphys import atomic
 from tfphys.errors import TfphysError
+from tfphys.reports import savefig
 
 DEFAULTS: dict[str, Any] = {
     "thermalise": 600,       # HMC trajectories from a hot start (β ramped up, see HMC.thermalise)
@@ -335,8 +337,7 @@ def _plot_chains(results, out):
         ax.set_title(f"{r.name}, β = {r.beta:g}, τ_int(Q_Z) {r.tau['charge_int']}", fontsize=9)
     np.atleast_1d(axes)[-1].set_xlabel("trajectory")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    savefig(fig, out, dpi=110)
 
 
 def _plot_tau(xs, rows, xlabel, out, title):
@@ -359,8 +360,7 @@ def _plot_tau(xs, rows, xlabel, out, title):
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    savefig(fig, out, dpi=110)
 
 
 def _plot_trace(traces, beta, lattice_size, out_traj, out_plaq):
@@ -381,8 +381,7 @@ def _plot_trace(traces, beta, lattice_size, out_traj, out_plaq):
         ax.legend(fontsize=8)
     fig.suptitle(f"along one trajectory, β = {beta:g} (mean over chains)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_traj, dpi=110)
-    plt.close(fig)
+    savefig(fig, out_traj, dpi=110)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, tr in traces.items():
@@ -393,8 +392,7 @@ def _plot_trace(traces, beta, lattice_size, out_traj, out_plaq):
     ax.set_ylabel("$\\langle\\cos x_P\\rangle$")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out_plaq, dpi=110)
-    plt.close(fig)
+    savefig(fig, out_plaq, dpi=110)
 
 
 # ----------------------------------------------------------------------------------- report
@@ -661,7 +659,7 @@ def write_report(results: LeapfrogResults, out_dir) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     write_figures(results, out)
     report = out / "report.md"
-    report.write_text(markdown(results))
+    atomic.write_text(report, markdown(results))
     return report
 
 
@@ -705,8 +703,7 @@ def _plot_training(rows, out):
         ax.legend(fontsize=8)
     axes[1].set_yscale("symlog", linthresh=1e-3)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    savefig(fig, out, dpi=110)
 
 
 def _training_table(rows):

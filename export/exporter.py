@@ -7,6 +7,8 @@ because a trigger may run only the part it needs (paper §5.5: the mask encoder 
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,11 @@ TOLERANCE = {"float32": (1e-3, 1e-4), "float16": (2e-2, 2e-3), "int8": (0.5, 1e-
 #: what ``export(precision=…)`` accepts: the TFLite precisions, and ``onnx`` (float32 ONNX, validated and
 #: timed with ONNX Runtime as CMSSW runs it, beside the float32 TFLite model; :mod:`export.to_onnx`)
 TARGETS = (*conv.PRECISIONS, "onnx")
+
+
+def _progress(what: str) -> None:
+    """One line on stderr per export stage: the conversions and timings take tens of seconds each."""
+    print(f"tfphys-export: {time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
 
 
 def load_target(target) -> tuple[keras.Model, dict[str, Any], Path]:
@@ -105,6 +112,7 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
     as one ``Conv2D(groups)``); what it is validated and timed against is the Keras model itself.
     """
     deploy = conv.for_deployment(keras_model)
+    _progress(f"{name}: converting to float32 TFLite")
     contents = {"float32": conv.convert(deploy, "float32")}
     interps = {"float32": latency.interpreter(contents["float32"], threads)}
     onnx_content = None
@@ -113,6 +121,7 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
         files.write_bytes(out / f"{name}.onnx", onnx_content)
         session = to_onnx.session(onnx_content, threads)
     elif precision != "float32":
+        _progress(f"{name}: converting to {precision} TFLite")
         order = latency.keras_input_order(interps["float32"], [t.name for t in deploy.inputs],
                                           [t.shape[1:] for t in deploy.inputs])
         keep_float = conv.output_names(contents["float32"]) if precision == "int8" else ()
@@ -121,6 +130,7 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
     for p, content in contents.items():
         files.write_bytes(out / f"{name}_{p}.tflite", content)
 
+    _progress(f"{name}: validating against Keras on {len(inputs[0])} samples")
     reference = _as_list(keras_model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0))
     outputs = {p: _run_all(i, inputs) for p, i in interps.items()}
     if onnx_content is not None:
@@ -131,6 +141,7 @@ def _measure(name, keras_model, inputs, calibration, precision, out, *, threads,
     _compare(name, "float32", reference, outputs["float32"])
 
     one = [x[:1] for x in inputs]
+    _progress(f"{name}: timing {iterations} single-event calls each ({precision}, float32, Keras)")
     if onnx_content is not None:
         c_exported = to_onnx.time_session(session, one, runs=iterations, warmup=warmup, cpu=True)
     else:
@@ -305,6 +316,7 @@ def _export(model, cfg, model_path, spec, precision, out, *, threads, iterations
     if n_instances:
         jobs = [(name, "onnx" if precision == "onnx" else "tflite", out / part["file"],
                  main["_one"] if name == "model" else sub_one[name]) for name, part in parts.items()]
+        _progress(f"{n_instances} concurrent single-thread instances per artifact")
         try:
             concurrent = instances.run_instances(jobs, n_instances, runs=iterations, warmup=warmup,
                                                  ort_options={**to_onnx.SESSION_OPTIONS,

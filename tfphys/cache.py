@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +34,13 @@ def cached(name: str, build: Callable[[Path], object]) -> Path:
     with open(path.with_name(f".{path.name}.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process filling this entry: wait for it
         if not path.exists():  # recheck: it may have just been built
+            # A line before and after: on a log (no terminal, no tqdm bar) the first use is
+            # otherwise a silent wait of tens of seconds.
+            print(f"tfphys: generating the default dataset {path} (first use, cached) …",
+                  file=sys.stderr, flush=True)
+            start = time.perf_counter()
             with atomic_path(path) as tmp:
                 build(tmp)
+            print(f"tfphys: generated {path.name} in {time.perf_counter() - start:.1f} s",
+                  file=sys.stderr, flush=True)
     return path

@@ -43,6 +43,7 @@ from tfphys import config as configs
 from tfphys.atomic import fault_point
 from tfphys.datasets import disable_autotune
 from tfphys.errors import TfphysError
+from tfphys.progress import StepLines
 
 
 @dataclass(frozen=True)
@@ -405,7 +406,12 @@ def _fit(spec, model, cfg, out, work, resuming, train_ds, val_ds, epochs, role, 
         *callbacks,
     ]
     if verbose == "auto":
+        # A terminal gets Keras's bar; a log gets a line every ~10 s (StepLines) and Keras's
+        # end-of-epoch summary, instead of a whole epoch of silence.
         verbose = 1 if sys.stdout.isatty() else 2
+        if verbose == 2 and role.is_chief:
+            batch = cfg.get("pipeline", {}).get("batch_size")
+            cbs.append(StepLines(batch_size=int(batch) if batch else None))
     try:
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose,
                   shuffle=False)  # the pipeline shuffles

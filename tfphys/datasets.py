@@ -1,6 +1,8 @@
 """What every family's ``tf.data`` pipeline shares: the training/validation split of a file's items
 (:class:`Split`, :func:`check_val_fraction`, :func:`split_indices`, :func:`split_by_class`) and the
-dataset options. The pipelines themselves (read files, preprocess, augment, batch) live in each
+dataset options, and :class:`Epochs`: a training set whose every epoch is a pure function of the
+run's seed and the epoch index (so a resumed run sees the batches an uninterrupted one sees).
+The pipelines themselves (read files, preprocess, augment, batch) live in each
 family's ``pipeline`` module.
 """
 
@@ -92,3 +94,68 @@ def disable_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
+
+
+def epoch_seed(seed: int, epoch, salt: int = 0) -> tf.Tensor:
+    """The stateless seed, ``(2,)`` int64, of epoch ``epoch`` of a run seeded ``seed``; ``salt`` separates
+    the streams one epoch draws (order, augmentation, one class or another)."""
+    return tf.random.experimental.stateless_fold_in(tf.constant([seed, salt], tf.int64), tf.cast(epoch, tf.int64))
+
+
+def shuffle_seed(seed: tf.Tensor) -> tf.Tensor:
+    """An int64 scalar for ``Dataset.shuffle(seed=…)`` drawn from a stateless ``(2,)`` seed."""
+    return tf.random.stateless_uniform((), seed, minval=None, maxval=None, dtype=tf.int64)
+
+
+@dataclass(frozen=True)
+class Epochs:
+    """A training set whose epoch ``e`` (order and augmentation) is a pure function of the run's seed and ``e``.
+
+    Why: ``shuffle(reshuffle_each_iteration=True)`` draws epoch k's order from a generator that a fresh
+    pipeline restarts, so a run resumed at epoch k saw epoch 0's order again. Here the trainer asks for
+    epochs ``k … E − 1`` (:meth:`stream`) and each draws from :func:`epoch_seed` ``(seed, e)``.
+
+    ``one_epoch(e)``: the batches of epoch ``e`` (int64 scalar tensor), ``examples`` items in batches of
+    ``batch_size`` (the last may be smaller).
+    """
+
+    one_epoch: Callable[[tf.Tensor], tf.data.Dataset]
+    examples: int
+    batch_size: int
+
+    @property
+    def steps(self) -> int:
+        """Batches per epoch."""
+        return -(-self.examples // self.batch_size)
+
+    @property
+    def last_batch(self) -> int:
+        return self.examples - (self.steps - 1) * self.batch_size
+
+    @property
+    def element_spec(self):
+        return self.epoch(0).element_spec
+
+    def epoch(self, e: int) -> tf.data.Dataset:
+        """The batches of epoch ``e`` alone."""
+        return self.stream(e, e + 1).apply(tf.data.experimental.assert_cardinality(self.steps))
+
+    def stream(self, first: int, last: int) -> tf.data.Dataset:
+        """Epochs ``first … last − 1`` one after the other, for ``fit(…, steps_per_epoch=steps)`` (its
+        length left unknown: Keras then keeps one iterator for all epochs, none made again at the end)."""
+        return tf.data.Dataset.range(first, last).flat_map(self.one_epoch).prefetch(tf.data.AUTOTUNE)
+
+    def reshuffled(self, seed: int) -> tf.data.Dataset:
+        """One epoch per iteration, a new one each time (as ``reshuffle_each_iteration=True``), for
+        direct use (tests, benchmarks); the trainer uses :meth:`stream`."""
+        key = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+        return (key.flat_map(self.one_epoch).apply(tf.data.experimental.assert_cardinality(self.steps))
+                .prefetch(tf.data.AUTOTUNE))
+
+    def without_last_batch_under(self, n: int) -> Epochs:
+        """The same epochs without a last batch of fewer than ``n`` items (see
+        :func:`tfphys.distribute.skip_tiny_batches`): every epoch keeps ``steps`` batches exactly."""
+        if not 0 < self.last_batch < n or self.steps == 1:
+            return self
+        steps = self.steps - 1
+        return Epochs(lambda e: self.one_epoch(e).take(steps), steps * self.batch_size, self.batch_size)

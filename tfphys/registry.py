@@ -63,6 +63,10 @@ class ModelSpec:
     datasets: Callable[[dict[str, Any], Path | None, int], tuple[Any, Any]]
     loss: Callable[[], Any]
     metrics: Callable[[], list]
+    #: (cfg, data path or None, seed) -> (:class:`tfphys.datasets.Epochs`, validation dataset): when
+    #: set, the trainer trains on these epochs (each a pure function of seed and epoch, so a resumed
+    #: run equals an uninterrupted one); else on ``datasets``' training set
+    epochs: Callable[[dict[str, Any], Path | None, int], tuple[Any, Any]] | None = None
     monitor: str = "val_loss"
     mode: str = "min"
     description: str = ""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import errno
 import fcntl
+import functools
 import math
 import os
 import shutil
@@ -41,7 +42,7 @@ import tensorflow as tf
 from tfphys import atomic, distribute, registry
 from tfphys import config as configs
 from tfphys.atomic import fault_point
-from tfphys.datasets import disable_autotune
+from tfphys.datasets import Epochs, disable_autotune
 from tfphys.errors import TfphysError
 from tfphys.progress import StepLines
 
@@ -292,25 +293,38 @@ def train(model_name: str, cfg: dict[str, Any], out_dir, *, data=None, resume: b
 
     # The data are opened (and validated) before anything is written: a refused file leaves no run dir.
     keras.utils.set_random_seed(seed)
-    train_ds, val_ds = spec.datasets(cfg, path, seed)
+    # Epochs (each a pure function of seed and epoch: a resumed run sees the uninterrupted run's
+    # batches) when the family has them; the stream starts at the resumed epoch (_training_stream).
+    train_ds, val_ds = (spec.epochs or spec.datasets)(cfg, path, seed)
     # No autotuning thread: with it, every new epoch waited up to a minute (see disable_autotune).
-    train_ds, val_ds = disable_autotune(train_ds), disable_autotune(val_ds)
+    val_ds = disable_autotune(val_ds)
+    if isinstance(train_ds, Epochs):
+        train_ds = train_ds.without_last_batch_under(role.num_workers)
+    else:
+        train_ds = disable_autotune(train_ds)
 
     # Non-chief workers write to a dir of their own inside the run dir (removed at the end).
     work = out if role.is_chief else out / f".worker-{role.task_id}"
     # The model is built (and its [model] / [train] tables checked) before anything is written:
     # a refused config, like a refused data file, leaves no run dir.
     if not distribute.is_default(strategy):
-        train_ds, val_ds = distribute.shard_dataset(train_ds), distribute.shard_dataset(val_ds)
+        val_ds = distribute.shard_dataset(val_ds)
+        if not isinstance(train_ds, Epochs):
+            train_ds = distribute.shard_dataset(train_ds)
 
     with strategy.scope():
         model = registry.build(spec, configs.build_kwargs(spec, cfg))  # [train] seed to a builder's seed
-        steps = int(train_ds.cardinality())  # per epoch; < 0 when the pipeline cannot tell
+        # per epoch; < 0 when the pipeline cannot tell
+        steps = train_ds.steps if isinstance(train_ds, Epochs) else int(train_ds.cardinality())
         optimizer = make_optimizer(cfg["train"], total_steps=epochs * steps if steps > 0 else None)
         distribute.check_optimizer(optimizer, strategy)
         model.compile(optimizer=optimizer, loss=spec.loss(), metrics=spec.metrics())
     distribute.prepare_model(model, strategy, train_ds.element_spec)
-    train_ds, val_ds = (distribute.skip_tiny_batches(ds, strategy) for ds in (train_ds, val_ds))
+    val_ds = distribute.skip_tiny_batches(val_ds, strategy)
+    if not isinstance(train_ds, Epochs):
+        train_ds = distribute.skip_tiny_batches(train_ds, strategy)
+    # from the first epoch not yet done: known once the run dir is locked and read (_fit)
+    train_ds = functools.partial(_training_stream, train_ds, epochs=epochs, strategy=strategy)
 
     created = not work.exists()
     lock = _lock(work)  # a second tfphys-train on this run dir refuses here, before writing anything
@@ -377,11 +391,24 @@ def _discard(out: Path, created: bool) -> None:
     shutil.rmtree(out / "backup", ignore_errors=True)
 
 
+def _training_stream(data, first: int, *, epochs: int, strategy) -> tuple[tf.data.Dataset, int | None]:
+    """The training dataset for ``fit`` from epoch ``first`` on, and its ``steps_per_epoch``: epochs
+    ``first … epochs − 1`` of an :class:`~tfphys.datasets.Epochs` (so a resumed run's epoch k is the
+    uninterrupted run's), or a plain dataset that ``fit`` iterates anew every epoch."""
+    if not isinstance(data, Epochs):
+        return data, None
+    stream = disable_autotune(data.stream(first, epochs))
+    if not distribute.is_default(strategy):
+        stream = distribute.shard_dataset(stream)
+    return stream, data.steps
+
+
 def _fit(spec, model, cfg, out, work, resuming, train_ds, val_ds, epochs, role, verbose, callbacks):
     if role.is_chief:
         configs.save(cfg, out / "config.toml")
     history_path = work / "history.csv"
     done = _backup_epoch(work / "backup") if resuming else 0
+    train_ds, steps_per_epoch = train_ds(done)  # _training_stream
     if resuming:
         source = history_path if history_path.exists() else out / "history.csv"
         past = _keep_history(source, done) if source == history_path else read_history(source)[:done]
@@ -413,7 +440,8 @@ def _fit(spec, model, cfg, out, work, resuming, train_ds, val_ds, epochs, role, 
             batch = cfg.get("pipeline", {}).get("batch_size")
             cbs.append(StepLines(batch_size=int(batch) if batch else None))
     try:
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=cbs, verbose=verbose,
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                  callbacks=cbs, verbose=verbose,
                   shuffle=False)  # the pipeline shuffles
     finally:
         best.abort()

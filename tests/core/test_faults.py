@@ -130,11 +130,10 @@ def test_a_data_command_killed_anywhere_reruns_to_the_same_file(work, references
 
 
 # ----------------------------------------------------------------------------- tfphys-train
-# A seeded run whose pipeline draws nothing (no shuffle, no augmentation): a resumed run must give
-# the uninterrupted run's history and weights bit for bit. (With the shuffle and §4.2 augmentation on,
-# the epochs finished before a kill are kept as they were, but the resumed epochs differ: a fresh
-# tf.data pipeline restarts its shuffle sequence.)
-TINY_FIXED = TINY_CONFIG.replace("[pipeline]\n", "[pipeline]\nshuffle_buffer = 1\naugmentation = false\n")
+# A seeded run with the shuffle and the §4.2 augmentation on (the tiny config's defaults): every epoch's
+# order and augmentation are a pure function of (seed, epoch) (tfphys.datasets.Epochs), so a resumed
+# run must give the uninterrupted run's history and weights bit for bit.
+TINY_SHUFFLED = TINY_CONFIG.replace("[pipeline]\n", "[pipeline]\nshuffle_buffer = 64\naugmentation = true\n")
 
 
 def train_args(data, out):
@@ -147,7 +146,7 @@ def codae_run(work):
     and evaluated."""
     data = work / "qcd.h5"
     formats.write_darkshowers(data, [sparse_events(32, seed=1)], generator="test")
-    (work / "tiny.toml").write_text(TINY_FIXED)
+    (work / "tiny.toml").write_text(TINY_SHUFFLED)
     ok(run(work, *train_args(data, "codae")))
     return work / "codae", data
 
@@ -169,6 +168,38 @@ def test_training_killed_mid_epoch_or_mid_checkpoint_resumes_to_the_same_run(wor
     with zipfile.ZipFile(out / "model.keras") as a, zipfile.ZipFile(reference / "model.keras") as b:
         assert _same_weights(a.read("model.weights.h5"), b.read("model.weights.h5"))  # bit for bit
     assert not (out / "backup").exists() and leftovers(out) == []
+
+
+def test_every_epoch_is_a_new_order_and_the_same_whether_reached_directly_or_after_a_resume(codae_run):
+    """Epoch k of a stream started at 0 equals epoch k of one started at k (what a resumed run
+    trains on), with the shuffle and the augmentation on; epochs 0 and 1 differ in order and
+    augmentation; the same seed gives the same epochs, another seed others."""
+    import numpy as np
+
+    from tfphys.darkshowers import pipeline
+
+    _, data = codae_run
+
+    def epochs(seed):
+        train, _ = pipeline.autoencoder_epochs(data, batch_size=8, seed=seed, val_fraction=0.25,
+                                               shuffle_buffer=64, augmentation=True)
+        return train
+
+    def batches(ds):
+        return [x.numpy() for x, _ in ds]
+
+    train = epochs(1)
+    assert train.steps == 3
+    whole = batches(train.stream(0, 3))
+    assert len(whole) == 9
+    resumed = batches(train.stream(2, 3))
+    assert all(np.array_equal(a, b) for a, b in zip(whole[6:], resumed, strict=True))  # epoch 2 after a resume
+    direct = batches(epochs(1).epoch(1))
+    assert all(np.array_equal(a, b) for a, b in zip(whole[3:6], direct, strict=True))  # a fresh pipeline
+    first, second = np.concatenate(whole[:3]), np.concatenate(whole[3:6])
+    assert not np.array_equal(first, second)  # a new order (and augmentation) every epoch
+    assert sorted(first.sum(axis=(1, 2, 3))) == sorted(second.sum(axis=(1, 2, 3)))  # the same events' hits
+    assert not np.array_equal(first, np.concatenate(batches(epochs(2).epoch(0))))
 
 
 def _same_weights(x: bytes, y: bytes) -> bool:

@@ -26,11 +26,16 @@ def _default_data(cfg):
 
 
 def _datasets(cfg, path, seed):
+    train, val = _epochs(cfg, path, seed)
+    return train.reshuffled(seed), val
+
+
+def _epochs(cfg, path, seed):
     data, pipe = cfg["data"], cfg["pipeline"]
-    return pipeline.albus_datasets(path, batch_size=int(pipe["batch_size"]), seed=seed,
-                                   val_fraction=float(data["val_fraction"]),
-                                   max_maps=data["max_maps"], cache=bool(pipe["cache"]),
-                                   target=str(pipe["target"]))
+    return pipeline.albus_epochs(path, batch_size=int(pipe["batch_size"]), seed=seed,
+                                 val_fraction=float(data["val_fraction"]),
+                                 max_maps=data["max_maps"], cache=bool(pipe["cache"]),
+                                 target=str(pipe["target"]))
 
 
 def _representative(cfg, n, seed):
@@ -75,7 +80,8 @@ SCHEMA = {
 }
 
 SPEC = ModelSpec(
-    name="albus", family="albus", build=model.build_albus, datasets=_datasets, default_data=_default_data,
+    name="albus", family="albus", build=model.build_albus, datasets=_datasets, epochs=_epochs,
+    default_data=_default_data,
     loss=keras.losses.MeanSquaredError, metrics=lambda: [], monitor="val_loss", mode="min",
     description="pixel-wise U-Net on H1-L1 coherence maps (GW long-duration bursts, ALBUS)",
     representative=_representative, labelled_sample=_labelled_sample, anomaly_score=evaluate.map_sum,

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfphys.albus import storage
-from tfphys.datasets import Split, check_val_fraction, split_by_class
+from tfphys.datasets import Epochs, Split, check_val_fraction, epoch_seed, shuffle_seed, split_by_class
 from tfphys.errors import TfphysError
 
 
@@ -123,9 +123,16 @@ def _alternate(a, b):
     return tf.reshape(tf.stack([a, b], axis=1), [-1, *a.shape[1:]])
 
 
-def albus_datasets(path, *, batch_size: int = 20, seed: int = 0, val_fraction: float = 0.1,
-                   max_maps: int | None = None, cache: bool = True, target: str = "max"):
-    """(train, val) ``tf.data`` datasets of ``(x (B, T, F, 3), target (B, T, F, 1))``.
+def albus_datasets(path, *, batch_size: int = 20, seed: int = 0, **options):
+    """:func:`albus_epochs` with the training set as one dataset, reshuffled on every iteration."""
+    train, val = albus_epochs(path, batch_size=batch_size, seed=seed, **options)
+    return train.reshuffled(seed), val
+
+
+def albus_epochs(path, *, batch_size: int = 20, seed: int = 0, val_fraction: float = 0.1,
+                 max_maps: int | None = None, cache: bool = True, target: str = "max"):
+    """(training :class:`~tfphys.datasets.Epochs`, validation dataset) of ``(x (B, T, F, 3), target (B, T, F, 1))``;
+    epoch e's order is a pure function of ``(seed, e)``.
 
     ``target``: ``"max"`` divides each stored target by its peak (:func:`normalise_targets`),
     ``"raw"`` uses the stored D as is.
@@ -142,17 +149,25 @@ def albus_datasets(path, *, batch_size: int = 20, seed: int = 0, val_fraction: f
     split = split_maps(path, val_fraction=val_fraction, seed=seed, max_maps=max_maps)
     half = batch_size // 2
 
-    def half_batches(indices, salt):
+    def maps(indices):
         ds = maps_dataset(path, indices, split.shape)
-        if cache:
-            ds = ds.cache()  # uint8: 0.5 MB per 166 × 1025 map
-        ds = ds.shuffle(len(indices), seed=seed + salt, reshuffle_each_iteration=True).repeat()
+        return ds.cache() if cache else ds  # uint8: 0.5 MB per 166 × 1025 map
+
+    def half_batches(ds, n, e, salt):
+        # reshuffled on each pass of the repeat, from a seed of (seed, epoch, class)
+        ds = ds.shuffle(n, seed=shuffle_seed(epoch_seed(seed, e, salt)), reshuffle_each_iteration=True).repeat()
         return ds.batch(half, drop_remainder=True)
 
     steps = math.ceil(max(len(split.train_background), len(split.train_chirp)) / half)
-    train = (tf.data.Dataset.zip(half_batches(split.train_background, 1), half_batches(split.train_chirp, 2))
-             .map(lambda b, c: (_alternate(b[0], c[0]), _alternate(b[1], c[1])))
-             .take(steps).map(prepare).prefetch(2))
+    background, chirp = maps(split.train_background), maps(split.train_chirp)
+
+    def one_epoch(e):
+        return (tf.data.Dataset.zip(half_batches(background, len(split.train_background), e, 1),
+                                    half_batches(chirp, len(split.train_chirp), e, 2))
+                .map(lambda b, c: (_alternate(b[0], c[0]), _alternate(b[1], c[1])))
+                .take(steps).map(prepare))
+
+    train = Epochs(one_epoch, steps * batch_size, batch_size)
     val_idx = np.concatenate([split.val_background, split.val_chirp])
     val = maps_dataset(path, val_idx, split.shape)
     if cache:

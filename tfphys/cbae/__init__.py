@@ -17,10 +17,15 @@ from tfphys.config import Key
 from tfphys.registry import Family, FileKind, ModelSpec
 
 
-def _datasets(cfg, path, seed):
+def _epochs(cfg, path, seed):
     data, pipe = cfg["data"], cfg["pipeline"]
-    return pipeline.cbae_datasets(path, batch_size=int(pipe["batch_size"]), seed=seed,
-                                  val_fraction=float(data["val_fraction"]), max_waveforms=data["max_waveforms"])
+    return pipeline.cbae_epochs(path, batch_size=int(pipe["batch_size"]), seed=seed,
+                                val_fraction=float(data["val_fraction"]), max_waveforms=data["max_waveforms"])
+
+
+def _datasets(cfg, path, seed):
+    train, held_out = _epochs(cfg, path, seed)
+    return train.reshuffled(seed), held_out
 
 
 def _default_data(cfg):
@@ -52,7 +57,7 @@ SCHEMA = {
 
 
 SPEC = ModelSpec(
-    name="cbae", family="cbae", build=model.build_cbae, datasets=_datasets, default_data=_default_data,
+    name="cbae", family="cbae", build=model.build_cbae, datasets=_datasets, epochs=_epochs, default_data=_default_data,
     loss=model.ConstrainedBottleneckLoss, metrics=model.loss_terms, monitor="val_loss", mode="min",
     description="constrained bottleneck autoencoder (toy detector waveforms, Jesús-Valls et al.)",
     representative=_representative, evaluate=evaluate.evaluate, schema=SCHEMA,

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfphys.cbae import waveforms as wf
-from tfphys.datasets import Split, check_val_fraction, split_indices
+from tfphys.datasets import Epochs, Split, check_val_fraction, epoch_seed, shuffle_seed, split_indices
 from tfphys.errors import TfphysError
 
 
@@ -52,17 +52,28 @@ def _dataset(data: wf.Waveforms, batch_size: int, *, shuffle: bool, seed: int) -
         s = tf.gather(waveforms, i)
         return s, tf.concat([tf.gather(params, i), s], axis=1)
 
-    ds = tf.data.Dataset.range(len(data))
-    if shuffle:
-        ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+    if not shuffle:
+        return tf.data.Dataset.range(len(data)).batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+
+    def one_epoch(e):  # epoch e's order: a pure function of (seed, e), see tfphys.datasets.Epochs
+        ds = tf.data.Dataset.range(len(data))
+        ds = ds.shuffle(len(data), seed=shuffle_seed(epoch_seed(seed, e)), reshuffle_each_iteration=False)
+        return ds.batch(batch_size).map(gather)
+
+    return Epochs(one_epoch, len(data), batch_size)
 
 
-def cbae_datasets(path, *, batch_size: int = 32, seed: int = 0, val_fraction: float = 0.2,
-                  max_waveforms: int | None = None) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """(training, held-out) datasets of ``(s, [p ‖ s])`` batches: ``(B, 1024)``, ``(B, 2 + 1024)``.
+def cbae_datasets(path, *, batch_size: int = 32, seed: int = 0, **options) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """:func:`cbae_epochs` with the training set as one dataset, reshuffled on every iteration."""
+    train, held = cbae_epochs(path, batch_size=batch_size, seed=seed, **options)
+    return train.reshuffled(seed), held
 
-    Training batches are reshuffled every epoch from ``seed`` (whole-set shuffle: the data are in
+
+def cbae_epochs(path, *, batch_size: int = 32, seed: int = 0, val_fraction: float = 0.2,
+                max_waveforms: int | None = None) -> tuple[Epochs, tf.data.Dataset]:
+    """(training epochs, held-out dataset) of ``(s, [p ‖ s])`` batches: ``(B, 1024)``, ``(B, 2 + 1024)``.
+
+    Training batches are reshuffled every epoch from ``(seed, epoch)`` (whole-set shuffle: the data are in
     memory anyway); held-out batches come in file order.
     """
     if batch_size <= 0:

@@ -46,6 +46,16 @@ def _classifier_datasets(cfg, path, seed):
                                         balance=cfg["pipeline"]["balance"], **_reading(cfg, seed))
 
 
+def _autoencoder_epochs(cfg, path, seed):
+    return pipeline.autoencoder_epochs(path, classes=tuple(cfg["data"]["classes"]),
+                                       signal_fraction=float(cfg["data"]["signal_fraction"]), **_reading(cfg, seed))
+
+
+def _classifier_epochs(cfg, path, seed):
+    return pipeline.classifier_epochs(path, num_classes=cfg["model"]["num_classes"],
+                                      balance=cfg["pipeline"]["balance"], **_reading(cfg, seed))
+
+
 def _default_data(cfg):
     data = cfg["data"]
     return generate.default_dataset(data["default_process"], int(data["default_n"]), int(data["default_seed"]))
@@ -122,7 +132,8 @@ _COMMON = dict(family="darkshowers", default_data=_default_data, representative=
 
 
 def _autoencoder(name, build, description, **schema):
-    return ModelSpec(name=name, build=build, datasets=_autoencoder_datasets, loss=SummedBinaryCrossentropy,
+    return ModelSpec(name=name, build=build, datasets=_autoencoder_datasets, epochs=_autoencoder_epochs,
+                     loss=SummedBinaryCrossentropy,
                      metrics=lambda: [SSIM()], monitor="val_ssim", mode="max", description=description,
                      anomaly_score=scores.bce, schema=_schema(build, **schema), **_COMMON)
 
@@ -132,16 +143,16 @@ SPECS = (
     _autoencoder("cae", codae.build_cae, "convolutional auto-encoder baseline (dark showers, CoDAE §5.2)"),
     _autoencoder("codvae", codvae.build_codvae, "categorical conditional dual VAE (dark showers, CoDAE §4.5)",
                  prior_seed=Moved("[train] seed", "one seed per run: it draws the prior temperatures")),
-    ModelSpec(name="ae", build=baselines.build_ae, datasets=_autoencoder_datasets,
+    ModelSpec(name="ae", build=baselines.build_ae, datasets=_autoencoder_datasets, epochs=_autoencoder_epochs,
               loss=baselines.SummedSquaredError, metrics=lambda: [SSIM()], monitor="val_loss", mode="min",
               anomaly_score=baselines.ae_score, schema=_schema(baselines.build_ae),
               description="AE baseline after Heimel et al. (dark showers, CoDAE §5.2)", **_COMMON),
-    ModelSpec(name="dirvae", build=baselines.build_dirvae, datasets=_autoencoder_datasets,
+    ModelSpec(name="dirvae", build=baselines.build_dirvae, datasets=_autoencoder_datasets, epochs=_autoencoder_epochs,
               loss=baselines.MultinomialNLL, metrics=lambda: [], monitor="val_loss", mode="min",
               anomaly_score=baselines.dirvae_score, schema=_schema(baselines.build_dirvae),
               description="weakly supervised Dirichlet VAE of Dillon et al. (dark showers, CoDAE §5.2)",
               **_COMMON),
-    ModelSpec(name="cct", build=baselines.build_cct, datasets=_classifier_datasets,
+    ModelSpec(name="cct", build=baselines.build_cct, datasets=_classifier_datasets, epochs=_classifier_epochs,
               loss=lambda: keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
               metrics=lambda: [baselines.SignalAUC(), keras.metrics.CategoricalAccuracy(name="accuracy")],
               monitor="val_signal_auc", mode="max", anomaly_score=baselines.cct_score,

@@ -3,7 +3,8 @@
     HDF5 events ──read blocks──► (B, 360, 286, 3) ──Algorithm 1──► (72, 58, 1) masks ──cache──►
     shuffle ──augment (one of six per image)──► batch ──prefetch──► (x, x) for an auto-encoder
 
-Everything random draws from the run's seed, so the same seed gives the same batches.
+Everything random draws from the run's seed and the epoch index (:class:`tfphys.datasets.Epochs`), so
+the same seed gives the same batches, and a resumed run's epoch k equals an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfphys.darkshowers import format as formats
-from tfphys.datasets import Split, check_val_fraction, split_by_class, split_indices
+from tfphys.datasets import Epochs, Split, check_val_fraction, epoch_seed, shuffle_seed, split_by_class, split_indices
 from tfphys.errors import TfphysError
 
 DOWNSAMPLE = 5
@@ -120,12 +121,30 @@ def masks(path, indices: np.ndarray, *, read_block: int = 64, k: int = DOWNSAMPL
     return ds.unbatch().apply(tf.data.experimental.assert_cardinality(len(indices)))
 
 
-def autoencoder_datasets(
+def _epoch(train, n: int, seed: int, e, shuffle_buffer: int, augmentation: bool, augment_first):
+    """Epoch ``e`` of the cached training elements ``train`` (``n`` of them): shuffled with a seed of
+    ``(seed, e)``, element i augmented with a stateless seed of ``(seed, e, i)``."""
+    ds = train.shuffle(min(shuffle_buffer, n), seed=shuffle_seed(epoch_seed(seed, e)), reshuffle_each_iteration=False)
+    if not augmentation:
+        return ds
+    draws = epoch_seed(seed, e, salt=1)
+    return tf.data.Dataset.zip(ds, tf.data.Dataset.range(n)).map(
+        lambda x, i: augment_first(x, tf.random.experimental.stateless_fold_in(draws, i)),
+        num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def autoencoder_datasets(path, *, batch_size: int, seed: int, **options) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """:func:`autoencoder_epochs` with the training set as one dataset, reshuffled on every iteration."""
+    train, val = autoencoder_epochs(path, batch_size=batch_size, seed=seed, **options)
+    return train.reshuffled(seed), val
+
+
+def autoencoder_epochs(
     path, *, batch_size: int, seed: int, classes=(0,), val_fraction: float = 0.1,
     max_events: int | None = None, shuffle_buffer: int = 10_000, augmentation: bool = True,
     read_block: int = 64, cache: bool = True, signal_fraction: float = 0.0,
-) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Training and validation datasets of ``(mask, mask)`` batches for an auto-encoder.
+) -> tuple[Epochs, tf.data.Dataset]:
+    """Training epochs and validation dataset of ``(mask, mask)`` batches for an auto-encoder.
 
     Training: masks of ``classes`` (QCD only by default) → cache → shuffle → augment → batch.
     Validation: the held-out events, neither shuffled nor augmented.
@@ -146,15 +165,13 @@ def autoencoder_datasets(
     val = masks(path, split.val, read_block=read_block)
     if cache:
         train, val = train.cache(), val.cache()
-    train = train.shuffle(min(shuffle_buffer, len(split.train)), seed=seed,
-                          reshuffle_each_iteration=True)
-    if augmentation:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        train = tf.data.Dataset.zip(train, seeds).map(
-            lambda x, s: augment(x, s), num_parallel_calls=tf.data.AUTOTUNE)
-    train = train.map(as_pair).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    n = len(split.train)
+
+    def one_epoch(e):
+        return _epoch(train, n, seed, e, shuffle_buffer, augmentation, augment).map(as_pair).batch(batch_size)
+
     val = val.map(as_pair).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    return train, val
+    return Epochs(one_epoch, n, batch_size), val
 
 
 
@@ -183,11 +200,17 @@ def contaminate(path, split: Split, signal_fraction: float, *, background=(0,), 
     return Split(train=np.sort(np.concatenate([split.train, chosen])), val=split.val)
 
 
-def classifier_datasets(
+def classifier_datasets(path, *, batch_size: int, seed: int, **options) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """:func:`classifier_epochs` with the training set as one dataset, reshuffled on every iteration."""
+    train, val = classifier_epochs(path, batch_size=batch_size, seed=seed, **options)
+    return train.reshuffled(seed), val
+
+
+def classifier_epochs(
     path, *, batch_size: int, seed: int, num_classes: int = 3, val_fraction: float = 0.2,
     max_events: int | None = None, shuffle_buffer: int = 10_000, augmentation: bool = True,
     read_block: int = 64, cache: bool = True, balance: bool = True,
-) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+) -> tuple[Epochs, tf.data.Dataset]:
     """Labelled training and validation datasets for a supervised classifier (the CCT baseline).
 
     Every event of the file is used, background and signal; the split is stratified by target class.
@@ -227,17 +250,15 @@ def classifier_datasets(
     train_ds, val_ds = labelled(train), labelled(val)
     if cache:
         train_ds, val_ds = train_ds.cache(), val_ds.cache()
-    train_ds = train_ds.shuffle(min(shuffle_buffer, len(train)), seed=seed, reshuffle_each_iteration=True)
-    if augmentation:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        train_ds = tf.data.Dataset.zip(train_ds, seeds).map(
-            lambda xy, s: (augment(xy[0], s), *xy[1]), num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        train_ds = train_ds.map(lambda x, yw: (x, *yw))
+    n = len(train)
+
+    def one_epoch(e):
+        ds = _epoch(train_ds, n, seed, e, shuffle_buffer, augmentation, lambda xy, s: (augment(xy[0], s), xy[1]))
+        return ds.map(lambda x, yw: as_example(x, *yw)).batch(batch_size)
+
     val_ds = val_ds.map(lambda x, yw: (x, *yw))
-    train_ds = train_ds.map(as_example).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     val_ds = val_ds.map(as_example).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    return train_ds, val_ds
+    return Epochs(one_epoch, n, batch_size), val_ds
 
 def load_masks(path, indices, *, read_block: int = 64) -> np.ndarray:
     """The preprocessed masks of ``indices`` as one float32 array ``(n, 72, 58, 1)``."""

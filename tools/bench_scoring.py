@@ -8,7 +8,13 @@ scored exactly once. Rows:
 * 1 process × 1 thread (the unit a shard costs)
 * P processes × cores/P threads each, ``--shard i/P`` (the cluster recipe, on one machine)
 
+Beside them, the target of issue 20: the exported model's own rate — the model converted as
+``tfphys-export`` converts it (``--precision``, default float16), timed batch-1 on one LiteRT thread
+as the export's report times it (p50 ms per event) — times the cores; each row's ratio is that rate
+over the row's events/s (issue 20 asks ≤ 1.5×).
+
 Usage: python tools/bench_scoring.py [RUN] [--data FILE] [--events 2000] [--processes 2] [--repeats 2]
+                                    [--precision float16]
 RUN defaults to runs/codae if it exists, else an untrained paper-size CoDAE (same cost per event);
 --data defaults to the cached 2000-event toy QCD file.
 """
@@ -40,6 +46,22 @@ def _untrained_run(model_name: str, where: Path) -> Path:
     return run
 
 
+def _export_rate(run: Path, data: Path, precision: str) -> tuple[float, float]:
+    """(p50 ms per event, events/s on one core) of ``run``'s model exported at ``precision``,
+    timed as ``tfphys-export`` times it: batch 1, one LiteRT thread, 200 invocations after 20."""
+    import numpy as np
+
+    from export import convert, latency
+    from tfphys import rundir
+    from tfphys.darkshowers import pipeline
+
+    model = rundir.open_run(run).load_model()
+    x = pipeline.load_masks(data, np.arange(1))
+    interp = latency.interpreter(convert.convert(convert.for_deployment(model), precision))
+    p50 = latency.summary(latency.time_tflite(interp, [x]))["p50"]
+    return p50, 1000.0 / p50
+
+
 def _score(run, data, out, processes, threads):
     """Start ``processes`` shards at once; wall time until the last one finished."""
     code = "import sys; from tfphys.cli import score_main; sys.exit(score_main(sys.argv[1:]))"
@@ -66,6 +88,7 @@ def main():
     p.add_argument("--events", type=int, default=2000)
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the fastest is reported")
+    p.add_argument("--precision", default="float16", help="the export's precision timed for the target row")
     args = p.parse_args()
 
     cores = os.cpu_count() or 1
@@ -94,16 +117,21 @@ def main():
                 walls[(processes, threads)].append(wall)
                 print(f"  {processes} process(es) × {threads} thread(s): {wall:.1f} s", file=sys.stderr)
         rows = [(processes, threads, min(walls[(processes, threads)])) for processes, threads in setups]
+        p50, per_core = _export_rate(run, data, args.precision)
     load = os.getloadavg()
     base = rows[0][2]
     print(f"Sharded scoring of {n} events of {data.name} with {run} — {platform.processor() or platform.machine()}, "
           f"{cores} cores, load average before/after {load_before:.2f}/{load[0]:.2f}")
     print()
+    target = per_core * cores
     print(f"| processes × threads | wall (s, start-up included; best of {args.repeats}) | events/s | "
-          "speed-up vs 1 × all cores |")
-    print("|---|---|---|---|")
+          f"speed-up vs 1 × all cores | export rate × {cores} cores / events/s |")
+    print("|---|---|---|---|---|")
+    print(f"| exported {args.precision} model alone (LiteRT, batch 1, p50 {p50:.2f} ms) × {cores} cores | – | "
+          f"{target:.0f} | – | 1.00× |")
     for processes, threads, wall in rows:
-        print(f"| {processes} × {threads} | {wall:.1f} | {n / wall:.0f} | {base / wall:.2f}× |")
+        print(f"| {processes} × {threads} | {wall:.1f} | {n / wall:.0f} | {base / wall:.2f}× | "
+              f"{target / (n / wall):.2f}× |")
     print()
     print("Every configuration's shards were merged and checked: each event scored exactly once.")
 

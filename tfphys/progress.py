@@ -53,7 +53,12 @@ class StepLines(keras.callbacks.Callback):
             return
         self._last = now
         elapsed = now - self._start
-        rate = done / elapsed if elapsed > 0 else float("nan")
+        if done == 1:
+            self._first = now
+        # The first step carries the tracing (and the pipeline's first fill): the rate and the ETA
+        # are of the steps after it, or a paper-size epoch's ETA starts several times too long.
+        steady = (done - 1, now - self._first) if done > 1 else (done, elapsed)
+        rate = steady[0] / steady[1] if steady[1] > 0 else float("nan")
         parts = [f"epoch {self._epoch + 1}/{self.params.get('epochs', '?')}",
                  f"step {done}/{steps if steps else '?'}"]
         parts += [f"{k} {v:.4g}" for k, v in (logs or {}).items() if isinstance(v, numbers.Real)]

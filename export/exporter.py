@@ -21,6 +21,7 @@ from export import files, hlt, instances, latency, to_onnx
 from export import report as reports
 from tfphys import config as configs
 from tfphys import registry, rundir
+from tfphys.atomic import fault_point
 
 #: Allowed (max |Δ|, mean |Δ|) between LiteRT and Keras outputs, in units of
 #: max(1, max |Keras output|). int8 output tensors have 256 levels and a pixel near a decision
@@ -385,5 +386,6 @@ def _export(model, cfg, model_path, spec, precision, out, *, threads, iterations
     report["sha256"] = {name: files.sha256(out / name) for name in [*report["files"], "latency.png"]}
     reports.write_markdown(report, out / "report.md")
     report["sha256"]["report.md"] = files.sha256(out / "report.md")
+    fault_point("mid-report")  # tests/core/test_faults.py: report.md written, report.json not yet
     reports.write_json(report, out / "report.json")  # last: a report.json means the export is whole
     return report

@@ -262,6 +262,36 @@ def test_eval_killed_mid_report_reruns_to_the_same_report(work, codae_run):
     assert leftovers(work / "eval-cut") == []
 
 
+# ---------------------------------------------------------------------------- tfphys-export
+EXPORT = ["--float32", "--iterations", "3", "--warmup", "1", "--samples", "4", "--no-submodels"]
+
+
+def test_export_killed_mid_conversion_and_mid_report_reruns_to_the_same_export(work, codae_run):
+    """Killed before its 1st file is renamed (the .tflite: mid-conversion) and between report.md and
+    report.json (mid-report), then rerun: the same files; the deterministic part of report.json
+    (everything but timings, machine load and the hashes of report.md / latency.png) equal."""
+    import json
+
+    run_dir, _ = codae_run
+    ref, cut = work / "export-ref", work / "export-cut"
+    ok(run(work, "tfphys-export", run_dir, *EXPORT, "--out", ref))
+    killed(run(work, "tfphys-export", run_dir, *EXPORT, "--out", cut, fault="before-rename:1"))
+    assert not cut.exists() or not [p for p in cut.iterdir() if not p.name.startswith(".")]
+    killed(run(work, "tfphys-export", run_dir, *EXPORT, "--out", cut, fault="mid-report"))
+    assert (cut / "report.md").exists() and not (cut / "report.json").exists()  # not taken for whole
+    ok(run(work, "tfphys-export", run_dir, *EXPORT, "--out", cut))
+    names = sorted(p.name for p in ref.iterdir() if not p.name.startswith("."))
+    assert sorted(p.name for p in cut.iterdir() if not p.name.startswith(".")) == names
+    a, b = (json.loads((d / "report.json").read_text()) for d in (ref, cut))
+    assert a.keys() == b.keys()
+    for key in ("model", "precision", "batch_size", "size_bytes", "size_bytes_float32", "budget_ms",
+                "max_abs_diff", "auroc_float32", "auroc_exported", "flops", "submodels", "ops"):
+        assert a.get(key) == b.get(key), key  # the deterministic part (the rest: timings, load)
+    models = {k: v for k, v in a["sha256"].items() if k.endswith((".tflite", ".onnx"))}
+    assert models and models == {k: v for k, v in b["sha256"].items() if k.endswith((".tflite", ".onnx"))}
+    assert leftovers(cut) == []
+
+
 # ------------------------------------------------------------------------------ concurrency
 def test_a_second_train_on_the_same_run_dir_refuses_in_one_line(work, codae_run):
     out = work / "locked"

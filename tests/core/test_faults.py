@@ -292,6 +292,44 @@ def test_export_killed_mid_conversion_and_mid_report_reruns_to_the_same_export(w
     assert leftovers(cut) == []
 
 
+# ------------------------------------------------------------------- tfphys-eval of a leapfrog run
+def _deterministic(report: str) -> list[str]:
+    """The lines of a leapfrog report.md that do not depend on the machine (no CPU time in them):
+    headings, the trained step sizes, the exact values and the training curve (from history.csv)."""
+    lines = report.splitlines()
+    curve = lines.index("## Training curve")
+    return [ln for ln in lines[:curve] if ln.startswith(("#", "Trained ε", "Exact values", "!["))] + lines[curve:]
+
+
+def test_leapfrog_report_killed_mid_report_reruns_to_the_same_report(work):
+    """A tiny leapfrog run's report (PNGs, then report.md), killed before its 1st and its last file is
+    renamed into place, then rerun: the same files, and report.md equal in everything that is not a
+    CPU time; report.md never exists before the report is whole."""
+    from tests.conftest import TINY_MODELS
+    from tfphys import config as configs
+
+    cfg = configs.load(configs.default_config_path("leapfrog"))
+    cfg["model"] = dict(TINY_MODELS["leapfrog"])
+    cfg["train"].update(epochs=1, seed=1)
+    cfg["pipeline"].update(steps_per_epoch=3, val_steps=2)
+    cfg["eval"] = dict(thermalise=5, trajectories=20, betas=[2.0], scan_trajectories=10, scan_thermalise=2,
+                       lengths=[1])
+    configs.save(cfg, work / "leapfrog.toml")
+    ok(run(work, "tfphys-train", "leapfrog", "--config", work / "leapfrog.toml", "--out", "lf"))
+    ok(run(work, "tfphys-eval", "lf", "--out", "lf-ref"))
+    names = sorted(p.name for p in (work / "lf-ref").iterdir() if not p.name.startswith("."))
+    assert "report.md" in names and len(names) >= 3
+    for k in (1, len(names)):  # the first PNG, and report.md (written last)
+        killed(run(work, "tfphys-eval", "lf", "--out", "lf-cut", fault=f"before-rename:{k}"))
+        done = [p.name for p in (work / "lf-cut").iterdir() if not p.name.startswith(".")]
+        assert len(done) == k - 1 and "report.md" not in done
+    ok(run(work, "tfphys-eval", "lf", "--out", "lf-cut"))
+    assert sorted(p.name for p in (work / "lf-cut").iterdir() if not p.name.startswith(".")) == names
+    a, b = ((work / d / "report.md").read_text() for d in ("lf-ref", "lf-cut"))
+    assert _deterministic(a) == _deterministic(b.replace("lf-cut", "lf-ref"))
+    assert leftovers(work / "lf-cut") == []
+
+
 # ------------------------------------------------------------------------------ concurrency
 def test_a_second_train_on_the_same_run_dir_refuses_in_one_line(work, codae_run):
     out = work / "locked"

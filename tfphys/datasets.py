@@ -107,6 +107,25 @@ def shuffle_seed(seed: tf.Tensor) -> tf.Tensor:
     return tf.random.stateless_uniform((), seed, minval=None, maxval=None, dtype=tf.int64)
 
 
+def seeded_shuffle(ds: tf.data.Dataset, buffer_size: int, seed: tf.Tensor, *,
+                   reshuffle_each_iteration: bool = False) -> tf.data.Dataset:
+    """``ds.shuffle(buffer_size)`` with its seed drawn from the stateless ``(2,)`` ``seed`` alone.
+
+    Why not ``ds.shuffle(seed=shuffle_seed(seed))`` directly: inside a ``flat_map`` the seed is a
+    symbolic tensor, and ``random_seed.get_seed`` pairs it with the global seed and tests the pair
+    against ``(0, 0)`` — a Python ``bool`` of a symbolic tensor, an error whenever the global seed is 0
+    (``keras.utils.set_random_seed(0)``, every model's default ``[train] seed``). With the graph's
+    seed cleared while the op is made, the order depends on ``seed`` only, not on the global seed.
+    """
+    graph = tf.compat.v1.get_default_graph()
+    saved = graph.seed
+    graph.seed = None
+    try:
+        return ds.shuffle(buffer_size, seed=shuffle_seed(seed), reshuffle_each_iteration=reshuffle_each_iteration)
+    finally:
+        graph.seed = saved
+
+
 @dataclass(frozen=True)
 class Epochs:
     """A training set whose epoch ``e`` (order and augmentation) is a pure function of the run's seed and ``e``.

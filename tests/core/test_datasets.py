@@ -49,3 +49,24 @@ def test_split_by_class_draws_the_classes_in_turn_from_one_generator():
     assert sorted(merged.train.tolist() + merged.val.tolist()) == list(range(10))
     with pytest.raises(TfphysError, match="^class 2: 0 items$"):
         split_by_class(labels, (2,), 0.4, seed=7, too_few=lambda c, n: f"class {c}: {n} items")
+
+
+@pytest.mark.parametrize("global_seed", [None, 0, 5])
+def test_a_seeded_shuffle_inside_a_flat_map_depends_on_its_seed_only(global_seed):
+    """Epoch e's order inside ``flat_map`` (the trainer's epoch stream) is built whatever the global
+    seed — 0, every model's default ``[train] seed``, used to raise OperatorNotAllowedInGraphError —
+    and is the same permutation under every global seed; epochs differ, and each holds every item once."""
+    import keras
+    import tensorflow as tf
+
+    from tfphys.datasets import epoch_seed, seeded_shuffle
+
+    if global_seed is not None:
+        keras.utils.set_random_seed(global_seed)
+    stream = tf.data.Dataset.range(3).flat_map(
+        lambda e: seeded_shuffle(tf.data.Dataset.range(10), 10, epoch_seed(7, e)))
+    orders = np.array(list(stream.as_numpy_iterator())).reshape(3, 10)
+    assert all(sorted(o) == list(range(10)) for o in orders)
+    assert len({tuple(o) for o in orders}) == 3
+    expected = [6, 3, 5, 0, 1, 9, 7, 8, 4, 2]  # fixed by (seed 7, epoch 0): a change here changes every run's order
+    assert orders[0].tolist() == expected

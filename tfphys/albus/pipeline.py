@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfphys.albus import storage
-from tfphys.datasets import Epochs, Split, check_val_fraction, epoch_seed, shuffle_seed, split_by_class
+from tfphys.datasets import Epochs, Split, check_val_fraction, epoch_seed, seeded_shuffle, split_by_class
 from tfphys.errors import TfphysError
 
 
@@ -155,7 +155,7 @@ def albus_epochs(path, *, batch_size: int = 20, seed: int = 0, val_fraction: flo
 
     def half_batches(ds, n, e, salt):
         # reshuffled on each pass of the repeat, from a seed of (seed, epoch, class)
-        ds = ds.shuffle(n, seed=shuffle_seed(epoch_seed(seed, e, salt)), reshuffle_each_iteration=True).repeat()
+        ds = seeded_shuffle(ds, n, epoch_seed(seed, e, salt), reshuffle_each_iteration=True).repeat()
         return ds.batch(half, drop_remainder=True)
 
     steps = math.ceil(max(len(split.train_background), len(split.train_chirp)) / half)

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfphys.cbae import waveforms as wf
-from tfphys.datasets import Epochs, Split, check_val_fraction, epoch_seed, shuffle_seed, split_indices
+from tfphys.datasets import Epochs, Split, check_val_fraction, epoch_seed, seeded_shuffle, split_indices
 from tfphys.errors import TfphysError
 
 
@@ -57,7 +57,7 @@ def _dataset(data: wf.Waveforms, batch_size: int, *, shuffle: bool, seed: int) -
 
     def one_epoch(e):  # epoch e's order: a pure function of (seed, e), see tfphys.datasets.Epochs
         ds = tf.data.Dataset.range(len(data))
-        ds = ds.shuffle(len(data), seed=shuffle_seed(epoch_seed(seed, e)), reshuffle_each_iteration=False)
+        ds = seeded_shuffle(ds, len(data), epoch_seed(seed, e))
         return ds.batch(batch_size).map(gather)
 
     return Epochs(one_epoch, len(data), batch_size)

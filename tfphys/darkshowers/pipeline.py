@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfphys.darkshowers import format as formats
-from tfphys.datasets import Epochs, Split, check_val_fraction, epoch_seed, shuffle_seed, split_by_class, split_indices
+from tfphys.datasets import Epochs, Split, check_val_fraction, epoch_seed, seeded_shuffle, split_by_class, split_indices
 from tfphys.errors import TfphysError
 
 DOWNSAMPLE = 5
@@ -124,7 +124,7 @@ def masks(path, indices: np.ndarray, *, read_block: int = 64, k: int = DOWNSAMPL
 def _epoch(train, n: int, seed: int, e, shuffle_buffer: int, augmentation: bool, augment_first):
     """Epoch ``e`` of the cached training elements ``train`` (``n`` of them): shuffled with a seed of
     ``(seed, e)``, element i augmented with a stateless seed of ``(seed, e, i)``."""
-    ds = train.shuffle(min(shuffle_buffer, n), seed=shuffle_seed(epoch_seed(seed, e)), reshuffle_each_iteration=False)
+    ds = seeded_shuffle(train, min(shuffle_buffer, n), epoch_seed(seed, e))
     if not augmentation:
         return ds
     draws = epoch_seed(seed, e, salt=1)

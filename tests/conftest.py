@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Under pytest-xdist (README: `-n 2`), each worker's TensorFlow — and every command a test starts in a
+# fresh process, which inherits this — gets its share of the cores instead of all of them: two workers
+# each running the machine's thread count only fight over the caches.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(_share))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 import numpy as np
 import pytest

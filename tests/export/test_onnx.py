@@ -3,6 +3,7 @@ sizes), the CMSSW session options, one-line errors, and the command on a trained
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,19 @@ from tfphys import registry
 TINY = {name: cfg for name, cfg in TINY_MODELS.items() if registry.get(name).exportable}
 #: measured max |Δ| vs Keras (batch 1 and 3): ≤ 2.5e-5 (the CoDVAE's sigmoid outputs), pinned with margin
 ATOL = 5e-5
+#: the same for a model after a few epochs of training (larger weights): measured 5.2e-5 on CI's machine
+ATOL_TRAINED = 2e-4
+#: a stage line of the export's progress on stderr (``tfphys-export: 11:13:37 model: converting …``)
+PROGRESS = re.compile(r"^tfphys-export: \d\d:\d\d:\d\d ")
+
+
+def _stderr_lines(captured: str) -> list[str]:
+    """stderr without the export's stage lines, which must all come before whatever else it says."""
+    lines = captured.strip().splitlines()
+    others = [i for i, line in enumerate(lines) if not PROGRESS.match(line)]
+    assert all(PROGRESS.match(line) for line in lines[:others[0] if others else len(lines)]), lines
+    assert others == list(range(len(lines) - len(others), len(lines))), lines
+    return [lines[i] for i in others]
 
 
 def _inputs(model, n, seed=0):
@@ -193,7 +207,7 @@ def test_a_diverging_onnx_export_is_one_error_line_and_no_report(tmp_path, qcd_f
     run = _tiny_run(tmp_path, qcd_file)
     rc = export_main([str(run), "--onnx", "--iterations", "3", "--warmup", "0", "--data", str(labelled_file),
                       "--samples", "3", "--no-submodels"])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = _stderr_lines(capsys.readouterr().err)
     assert rc == 1 and len(err) == 1
     assert err[0].startswith("tfphys-export: error: model (one batch of 6) at onnx: outputs differ from Keras "
                              "by up to 0.5")
@@ -211,7 +225,7 @@ def test_an_onnx_file_onnx_runtime_cannot_load_stops_the_command_with_one_line(t
     run = _tiny_run(tmp_path, qcd_file)
     rc = export_main([str(run), "--onnx", "--iterations", "3", "--warmup", "0", "--data", str(labelled_file),
                       "--samples", "3", "--no-submodels"])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = _stderr_lines(capsys.readouterr().err)
     assert rc == 1 and len(err) == 1, err
     assert err[0].startswith("tfphys-export: error: ONNX Runtime cannot load the model: ")
     assert not (run / "report.json").exists() and not [p for p in run.rglob("*") if ".tmp" in p.name]
@@ -250,7 +264,7 @@ def test_tfphys_export_onnx_on_a_trained_run_in_a_fresh_process(tmp_path, tiny_c
     reference = keras.saving.load_model(run / "model.keras").predict(x, verbose=0)
     exported = to_onnx.run_all(to_onnx.session(run / "model.onnx"), [x])[0]
     diff = np.abs(exported.astype(np.float64) - reference)
-    assert report["max_abs_diff"] == pytest.approx(diff.max(), rel=1e-3, abs=1e-9) and diff.max() < ATOL
+    assert report["max_abs_diff"] == pytest.approx(diff.max(), rel=1e-3, abs=1e-9) and diff.max() < ATOL_TRAINED
     assert report["auroc_exported"] == pytest.approx(roc_auc_score(is_signal, spec.anomaly_score(x, exported)))
     assert abs(report["auroc_exported"] - report["auroc_keras"]) < 1e-9  # identical ranking of 12 events
     markdown = (run / "report.md").read_text()

@@ -32,13 +32,19 @@ from tfphys.darkshowers import format as formats
 BIN = Path(sys.executable).parent
 KILLED = -signal.SIGKILL
 
-def run(cwd: Path, command: str, *args, fault: str | None = None, fsize: int | None = None):
-    """``command args`` in a fresh process in ``cwd``; ``fault``: TFPHYS_FAULT_AT; ``fsize``: a
-    file-size limit (RLIMIT_FSIZE: a write past it fails with EFBIG, as on a full disk, also as root)."""
+def environment(cwd: Path, fault: str | None = None) -> dict[str, str]:
+    """The environment of a command run in ``cwd``: its own data cache, ``fault`` as TFPHYS_FAULT_AT."""
     env = {k: v for k, v in os.environ.items() if k != "TFPHYS_FAULT_AT"}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", TFPHYS_CACHE=str(cwd / "cache"))
     if fault:
         env["TFPHYS_FAULT_AT"] = fault
+    return env
+
+
+def run(cwd: Path, command: str, *args, fault: str | None = None, fsize: int | None = None):
+    """``command args`` in a fresh process in ``cwd``; ``fault``: TFPHYS_FAULT_AT; ``fsize``: a
+    file-size limit (RLIMIT_FSIZE: a write past it fails with EFBIG, as on a full disk, also as root)."""
+    env = environment(cwd, fault)
 
     def limits():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -344,6 +350,39 @@ def test_a_second_train_on_the_same_run_dir_refuses_in_one_line(work, codae_run)
     # the lock of a killed process does not stick: the kill tests above reran into their run dirs
 
 
+def test_an_export_into_a_folder_another_export_holds_waits_its_turn(work, codae_run):
+    """While another export holds the folder (its flock on .export.lock), a second export says it waits
+    in one line and writes nothing there; once the folder is free it writes its whole report."""
+    import json
+    import time
+
+    out = work / "export-shared"
+    out.mkdir()
+    (out / "report.md").write_text("the other export's report, being written\n")
+    with open(out / ".export.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.Popen([str(BIN / "tfphys-export"), str(codae_run[0]), *EXPORT, "--out", str(out)],
+                                cwd=work, env=environment(work), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        seen = []
+        while not any("waiting for another export" in line for line in seen):
+            line = proc.stderr.readline()
+            assert line, (proc.wait(timeout=60), seen, proc.stdout.read()[-2000:])  # exited before waiting
+            seen.append(line)
+        assert seen[-1].strip() == f"tfphys-export: waiting for another export into {out} to finish"
+        time.sleep(3)  # it keeps waiting, and has written nothing
+        assert proc.poll() is None
+        assert sorted(p.name for p in out.iterdir()) == [".export.lock", "report.md"]
+        assert (out / "report.md").read_text() == "the other export's report, being written\n"
+    stdout, stderr = proc.communicate(timeout=900)  # the folder is free
+    assert proc.returncode == 0, stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["precision"] == "float32" and report["n_validation"] == 8
+    markdown = (out / "report.md").read_text()
+    assert "being written" not in markdown and markdown.count("\n# ") + markdown.startswith("# ") == 1
+    assert leftovers(out) == []
+
+
 def test_two_processes_filling_one_cache_entry_make_one_valid_file(work):
     code = ("import sys, time; from pathlib import Path; from tfphys.cache import cached; calls = []\n"
             "def build(tmp):\n"
@@ -375,3 +414,19 @@ def test_a_full_disk_gives_one_line_and_keeps_the_earlier_outputs(work, codae_ru
     done = run(work, *train_args(codae_run[1], folder / "run"), fsize=20000)
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]
     assert "cannot write" in done.stderr and not (folder / "run").exists()  # no epoch finished: nothing kept
+
+
+def test_a_place_that_cannot_be_written_gives_one_line_and_writes_nothing(work, codae_run):
+    """/sys refuses new files to everyone, root included (as a read-only mount or a foreign directory
+    would): the data, training and export commands each say so in one line, naming the place."""
+    run_dir, data = codae_run
+    for command, place in (
+        (["tfphys-data", *GENERATE["cbae"], "--out"], "/sys/tfphys-x.h5"),
+        (train_args(data, "/sys/tfphys-run")[:-1], "/sys/tfphys-run"),
+        (["tfphys-export", run_dir, *EXPORT, "--out"], "/sys/tfphys-export"),
+    ):
+        done = run(work, *command, place)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1, done.stderr[-2000:]
+        assert lines[0].startswith(f"{command[0]}: error: cannot write /sys/tfphys-"), lines[0]
+        assert "(errno E" in lines[0] and not os.path.exists(place)

@@ -74,11 +74,6 @@ def timed_fit(model, ds, batch_size, steps):
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def model_rate(batch_size, steps):
-    model, ds = compiled_codae(batch_size)
-    return timed_fit(model, ds, batch_size, steps)
-
-
 LEVERS = {  # name: (batch size factor, dtype policy, jit_compile)
     "float32": (1, "float32", False),
     "mixed_bfloat16": (1, "mixed_bfloat16", False),
@@ -88,7 +83,7 @@ LEVERS = {  # name: (batch size factor, dtype policy, jit_compile)
 }
 
 
-def lever_rates(batch_size, steps, rounds, names=tuple(LEVERS)):
+def lever_rates(batch_size, steps, rounds, names):
     """images/s per lever: every variant compiled first, then timed round-robin ``rounds`` times;
     a variant that cannot be compiled is left out, with why (``failed``)."""
     variants, failed = {}, {}
@@ -180,14 +175,16 @@ def main():
     parser.add_argument("--levers-only", action="store_true", help="skip pipeline and grouped conv")
     parser.add_argument("--levers", nargs="*", default=[n for n in LEVERS if n != "float32"],
                         choices=[n for n in LEVERS if n != "float32"], metavar="LEVER",
-                        help=f"levers beside float32 (default: all of {', '.join(LEVERS)})")
+                        help="levers timed beside float32 (default: all the others)")
     args = parser.parse_args()
+    float32 = levers(args)
     if not args.levers_only:
-        pipeline_and_grouped_conv(args)
-    levers(args)
+        print()
+        pipeline_and_grouped_conv(args, float32)
 
 
-def levers(args):
+def levers(args) -> float:
+    """Print the levers' table; return float32's images/s (the model row of the pipeline table)."""
     flops = 3 * codae_forward_flops()  # forward + backward (input and weight gradients)
     cores, ghz, fp32, bf16, amx = cpu_peak_flops()
     rates, failed = lever_rates(args.batch_size, args.steps, args.rounds, ["float32", *args.levers])
@@ -205,21 +202,21 @@ def levers(args):
               f"{med * flops / 1e9:9.1f}{100 * med * flops / fp32:11.1f}%")
     for name, why in failed.items():
         print(f"{name}: does not compile — {why}")
+    return base
 
 
-def pipeline_and_grouped_conv(args):
+def pipeline_and_grouped_conv(args, model_rate):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.data) if args.data else Path(tmp) / "qcd.h5"
         if not args.data:
             generate("qcd", args.events, path, seed=1, progress=False)
         cold, warm = pipeline_rates(path, args.batch_size)
-    model = model_rate(args.batch_size, args.steps)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"TF {tf.__version__}, batch {args.batch_size}, {args.events} events")
     print(f"{'what':<34}{'images/s':>10}{'÷ model':>9}")
-    print(f"{'CoDAE training (fit, paper size)':<34}{model:10.1f}{1:9.1f}")
-    print(f"{'pipeline, cold (HDF5+Alg.1)':<34}{cold:10.1f}{cold / model:9.1f}")
-    print(f"{'pipeline, warm (cache+augment)':<34}{warm:10.1f}{warm / model:9.1f}")
+    print(f"{'CoDAE training (fit, paper size)':<34}{model_rate:10.1f}{1:9.1f}")
+    print(f"{'pipeline, cold (HDF5+Alg.1)':<34}{cold:10.1f}{cold / model_rate:9.1f}")
+    print(f"{'pipeline, warm (cache+augment)':<34}{warm:10.1f}{warm / model_rate:9.1f}")
     print()
     print(f"{'train step of a grouped conv (g=4)':<36}{'Conv2D':>9}{'ours':>9}{'speed-up':>9}")
     for shape, keras_s, ours_s in grouped_conv_ratio():

@@ -26,6 +26,7 @@ from pathlib import Path
 import h5py
 import pytest
 
+from export.files import LOCK
 from tests.conftest import TINY_CONFIG, sparse_events
 from tfphys.darkshowers import format as formats
 
@@ -359,7 +360,7 @@ def test_an_export_into_a_folder_another_export_holds_waits_its_turn(work, codae
     out = work / "export-shared"
     out.mkdir()
     (out / "report.md").write_text("the other export's report, being written\n")
-    with open(out / ".export.lock", "a") as held:
+    with open(out / LOCK, "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         proc = subprocess.Popen([str(BIN / "tfphys-export"), str(codae_run[0]), *EXPORT, "--out", str(out)],
                                 cwd=work, env=environment(work), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -372,7 +373,7 @@ def test_an_export_into_a_folder_another_export_holds_waits_its_turn(work, codae
         assert seen[-1].strip() == f"tfphys-export: waiting for another export into {out} to finish"
         time.sleep(3)  # it keeps waiting, and has written nothing
         assert proc.poll() is None
-        assert sorted(p.name for p in out.iterdir()) == [".export.lock", "report.md"]
+        assert sorted(p.name for p in out.iterdir()) == sorted([LOCK, "report.md"])
         assert (out / "report.md").read_text() == "the other export's report, being written\n"
     stdout, stderr = proc.communicate(timeout=900)  # the folder is free
     assert proc.returncode == 0, stderr[-3000:]
@@ -420,12 +421,13 @@ def test_a_place_that_cannot_be_written_gives_one_line_and_writes_nothing(work, 
     """/sys refuses new files to everyone, root included (as a read-only mount or a foreign directory
     would): the data, training and export commands each say so in one line, naming the place."""
     run_dir, data = codae_run
-    for command, place in (
-        (["tfphys-data", *GENERATE["cbae"], "--out"], "/sys/tfphys-x.h5"),
-        (train_args(data, "/sys/tfphys-run")[:-1], "/sys/tfphys-run"),
-        (["tfphys-export", run_dir, *EXPORT, "--out"], "/sys/tfphys-export"),
-    ):
-        done = run(work, *command, place)
+    commands = {
+        "/sys/tfphys-x.h5": ["tfphys-data", *GENERATE["cbae"], "--out", "/sys/tfphys-x.h5"],
+        "/sys/tfphys-run": train_args(data, "/sys/tfphys-run"),
+        "/sys/tfphys-export": ["tfphys-export", run_dir, *EXPORT, "--out", "/sys/tfphys-export"],
+    }
+    for place, command in commands.items():
+        done = run(work, *command)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1, done.stderr[-2000:]
         assert lines[0].startswith(f"{command[0]}: error: cannot write /sys/tfphys-"), lines[0]

@@ -8,7 +8,9 @@ consumes them in training. Measured in one run, so the ratio is meaningful on a 
 * model — CoDAE (paper size) ``fit`` steps on in-memory batches (no input cost), compile excluded
 * grouped conv — why tfphys has GroupedConv2D: a train step of Keras ``Conv2D(groups=g)`` vs ours
 * levers — the model's fit steps per variant (float32, Keras ``mixed_bfloat16``, XLA
-  ``jit_compile``, a larger batch), timed round-robin (A B C A B C …) in one process so the
+  ``jit_compile``, a larger batch, and the two layer rewrites tfphys adopted, undone: the
+  instance norm's gradient by automatic differentiation, the conv bias as a broadcast add),
+  timed round-robin (A B C A B C …) in one process so the
   ratios hold on a shared machine, and the training roofline: analytic FLOPs per image
   (2·MACs of every conv/dense, × 3 for forward + backward) × images/s against the CPU's peak
 
@@ -30,12 +32,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from keras import ops  # noqa: E402
 
+from tfphys.darkshowers import codae  # noqa: E402
 from tfphys.darkshowers.codae import build_codae  # noqa: E402
 from tfphys.darkshowers.generate import generate  # noqa: E402
 from tfphys.darkshowers.losses import SummedBinaryCrossentropy  # noqa: E402
 from tfphys.darkshowers.pipeline import autoencoder_datasets  # noqa: E402
-from tfphys.layers import GroupedConv2D  # noqa: E402
+from tfphys.layers import GroupedConv2D, InstanceNormalization  # noqa: E402
 from tfphys.training import make_optimizer  # noqa: E402
 
 
@@ -50,15 +54,44 @@ def pipeline_rates(path, batch_size):
     return rates
 
 
-def compiled_codae(batch_size, policy="float32", jit_compile=False):
-    """The paper-size CoDAE compiled as tfphys trains it, and a repeating in-memory batch."""
+class AutodiffInstanceNorm(InstanceNormalization):
+    """Before: the instance norm's plain formula, differentiated automatically."""
+
+    def call(self, x):
+        centred = x - ops.mean(x, axis=(1, 2), keepdims=True)
+        variance = ops.mean(centred * centred, axis=(1, 2), keepdims=True)
+        return centred * ops.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+
+
+class BroadcastBiasConv(GroupedConv2D):
+    """Before: the grouped conv's bias as a broadcast add (its gradient a generic Sum)."""
+
+    def call(self, x):
+        xs = ops.split(x, self.groups, axis=-1) if self.groups > 1 else [x]
+        ks = ops.split(self.kernel, self.groups, axis=-1) if self.groups > 1 else [self.kernel]
+        ys = [ops.conv(xi, ki, strides=self.strides, padding=self.padding) for xi, ki in zip(xs, ks)]
+        return (ops.concatenate(ys, axis=-1) if self.groups > 1 else ys[0]) + self.bias
+
+
+def compiled_codae(batch_size, policy="float32", jit_compile=False, before=()):
+    """The paper-size CoDAE compiled as tfphys trains it, and a repeating in-memory batch.
+
+    ``before``: layer rewrites to undo — ``"norm"`` (autodiff instance norm), ``"bias"``
+    (broadcast-add bias) — by building with the earlier layers in ``tfphys.darkshowers.codae``.
+    """
     keras.utils.set_random_seed(0)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
+    layers = codae.InstanceNormalization, codae.GroupedConv2D
+    if "norm" in before:
+        codae.InstanceNormalization = AutodiffInstanceNorm
+    if "bias" in before:
+        codae.GroupedConv2D = BroadcastBiasConv
     try:
         model = build_codae()
     finally:
         keras.config.set_dtype_policy(previous)
+        codae.InstanceNormalization, codae.GroupedConv2D = layers
     model.compile(optimizer=make_optimizer({"optimizer": {
         "class_name": "AdamW", "learning_rate": 1e-3, "weight_decay": 0.1, "clipnorm": 1.0}}),
         loss=SummedBinaryCrossentropy(), jit_compile=jit_compile)  # the loss computes in float32
@@ -74,12 +107,14 @@ def timed_fit(model, ds, batch_size, steps):
     return steps * batch_size / (time.perf_counter() - start)
 
 
-LEVERS = {  # name: (batch size factor, dtype policy, jit_compile)
-    "float32": (1, "float32", False),
-    "mixed_bfloat16": (1, "mixed_bfloat16", False),
-    "float32, jit_compile (XLA)": (1, "float32", True),
-    "mixed_bfloat16, jit_compile": (1, "mixed_bfloat16", True),
-    "float32, batch ×2": (2, "float32", False),
+LEVERS = {  # name: (batch size factor, dtype policy, jit_compile, rewrites undone)
+    "float32": (1, "float32", False, ()),
+    "mixed_bfloat16": (1, "mixed_bfloat16", False, ()),
+    "float32, jit_compile (XLA)": (1, "float32", True, ()),
+    "mixed_bfloat16, jit_compile": (1, "mixed_bfloat16", True, ()),
+    "float32, batch ×2": (2, "float32", False, ()),
+    "before: autodiff norm": (1, "float32", False, ("norm",)),
+    "before: autodiff norm, add bias": (1, "float32", False, ("norm", "bias")),
 }
 
 
@@ -88,10 +123,10 @@ def lever_rates(batch_size, steps, rounds, names):
     a variant that cannot be compiled is left out, with why (``failed``)."""
     variants, failed = {}, {}
     for name in names:
-        factor, policy, jit = LEVERS[name]
+        factor, policy, jit, before = LEVERS[name]
         b = batch_size * factor
         try:
-            variants[name] = (b, *compiled_codae(b, policy, jit))
+            variants[name] = (b, *compiled_codae(b, policy, jit, before))
         except Exception as error:  # noqa: BLE001 — a lever that does not compile is a result too
             failed[name] = " ".join(str(error).split())[:160]
     rates = {name: [] for name in variants}

@@ -67,11 +67,15 @@ class GroupedConv2D(keras.layers.Layer):
             name="bias", shape=(self.filters,), initializer=self.bias_initializer
         )
 
-    def call(self, x):
+    def convolve(self, x):
+        """The grouped convolution without its bias: split, one conv per group, concatenate."""
         xs = ops.split(x, self.groups, axis=-1) if self.groups > 1 else [x]
         ks = ops.split(self.kernel, self.groups, axis=-1) if self.groups > 1 else [self.kernel]
         ys = [ops.conv(xi, ki, strides=self.strides, padding=self.padding) for xi, ki in zip(xs, ks)]
-        y = ops.concatenate(ys, axis=-1) if self.groups > 1 else ys[0]
+        return ops.concatenate(ys, axis=-1) if self.groups > 1 else ys[0]
+
+    def call(self, x):
+        y = self.convolve(x)
         # BiasAdd, not a broadcast add: its gradient is one BiasAddGrad, where the broadcast's
         # is a generic Sum over (batch, H, W) — 4 % of a CoDAE training step.
         return tf.nn.bias_add(y, ops.cast(self.bias, y.dtype))

@@ -67,10 +67,7 @@ class BroadcastBiasConv(GroupedConv2D):
     """Before: the grouped conv's bias as a broadcast add (its gradient a generic Sum)."""
 
     def call(self, x):
-        xs = ops.split(x, self.groups, axis=-1) if self.groups > 1 else [x]
-        ks = ops.split(self.kernel, self.groups, axis=-1) if self.groups > 1 else [self.kernel]
-        ys = [ops.conv(xi, ki, strides=self.strides, padding=self.padding) for xi, ki in zip(xs, ks)]
-        return (ops.concatenate(ys, axis=-1) if self.groups > 1 else ys[0]) + self.bias
+        return self.convolve(x) + self.bias
 
 
 def compiled_codae(batch_size, policy="float32", jit_compile=False, before=()):

@@ -279,55 +279,9 @@ def test_tfphys_export_onnx_on_a_trained_run_in_a_fresh_process(tmp_path, tiny_c
                        rate_hz=5e4, efficiency=0.5)
 
 
-def _triton_model_config():
-    """The part of Triton's ``inference.ModelConfig`` (model_config.proto) a config.pbtxt of ours uses,
-    built here: ``tritonclient`` 2.73 would downgrade protobuf 7 → 6 and ml_dtypes 0.7 → 0.5 in this
-    environment. Field names and enum values as in the proto, so an unknown or misspelt field fails."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    F = descriptor_pb2.FieldDescriptorProto
-    f = descriptor_pb2.FileDescriptorProto(name="tfphys_test_model_config.proto", package="inference", syntax="proto3")
-    dtype = f.enum_type.add(name="DataType")
-    for k, v in enumerate(["TYPE_INVALID", "TYPE_BOOL", "TYPE_UINT8", "TYPE_UINT16", "TYPE_UINT32", "TYPE_UINT64",
-                           "TYPE_INT8", "TYPE_INT16", "TYPE_INT32", "TYPE_INT64", "TYPE_FP16", "TYPE_FP32",
-                           "TYPE_FP64", "TYPE_STRING", "TYPE_BF16"]):
-        dtype.value.add(name=v, number=k)
-
-    def message(name, *fields):
-        m = f.message_type.add(name=name)
-        for number, (field, kind, label, type_name) in enumerate(fields, start=1):
-            typed = {"type_name": type_name} if type_name else {}
-            m.field.add(name=field, number=number, type=kind, label=label, **typed)
-        return m
-
-    one, many = F.LABEL_OPTIONAL, F.LABEL_REPEATED
-    tensor = [("name", F.TYPE_STRING, one, ""), ("data_type", F.TYPE_ENUM, one, ".inference.DataType"),
-              ("dims", F.TYPE_INT64, many, "")]
-    message("ModelInput", *tensor)
-    message("ModelOutput", *tensor)
-    group = message("ModelInstanceGroup", ("count", F.TYPE_INT32, one, ""),
-                    ("kind", F.TYPE_ENUM, one, ".inference.ModelInstanceGroup.Kind"))
-    kind = group.enum_type.add(name="Kind")
-    for k, v in enumerate(["KIND_AUTO", "KIND_GPU", "KIND_CPU", "KIND_MODEL"]):
-        kind.value.add(name=v, number=k)
-    message("ModelParameter", ("string_value", F.TYPE_STRING, one, ""))
-    config = message("ModelConfig", ("name", F.TYPE_STRING, one, ""), ("platform", F.TYPE_STRING, one, ""),
-                     ("backend", F.TYPE_STRING, one, ""), ("max_batch_size", F.TYPE_INT32, one, ""),
-                     ("input", F.TYPE_MESSAGE, many, ".inference.ModelInput"),
-                     ("output", F.TYPE_MESSAGE, many, ".inference.ModelOutput"),
-                     ("instance_group", F.TYPE_MESSAGE, many, ".inference.ModelInstanceGroup"),
-                     ("parameters", F.TYPE_MESSAGE, many, ".inference.ModelConfig.ParametersEntry"))
-    entry = config.nested_type.add(name="ParametersEntry")
-    entry.options.map_entry = True
-    entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=one)
-    entry.field.add(name="value", number=2, type=F.TYPE_MESSAGE, label=one, type_name=".inference.ModelParameter")
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(f)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("inference.ModelConfig"))
-
-
 def test_triton_model_directory_and_cmssw_snippet_beside_the_onnx_file(tmp_path):
     from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2  # Triton's own model_config.proto: a misspelt field fails
 
     keras.utils.set_random_seed(0)
     model = registry.build(registry.get("codae"), TINY["codae"]).get_layer("f_m")
@@ -336,7 +290,7 @@ def test_triton_model_directory_and_cmssw_snippet_beside_the_onnx_file(tmp_path)
     assert files == ["triton/codae_f_m/config.pbtxt", "triton/codae_f_m/1/model.onnx",
                      "cmssw/codae_f_m_onnx_producer.cc"]
     assert (tmp_path / files[1]).read_bytes() == content
-    config = text_format.Parse((tmp_path / files[0]).read_text(), _triton_model_config()())
+    config = text_format.Parse((tmp_path / files[0]).read_text(), model_config_pb2.ModelConfig())
     assert config.name == "codae_f_m" and config.backend == "onnxruntime" and config.max_batch_size == 0
     assert [(i.name, i.data_type, list(i.dims)) for i in config.input] == [("mask", 11, [-1, 72, 58, 1])]  # FP32
     assert [(o.name, o.data_type, list(o.dims)) for o in config.output] == [("z_m", 11, [-1, 2])]

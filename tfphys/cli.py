@@ -385,6 +385,12 @@ def score_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="DIR", help="output dir for the shard files")
     s.add_argument("--shard", default="0/1", metavar="i/N", help="score shard i of N (default 0/1: everything)")
     add_threads(s)
+    s.add_argument("--runtime", choices=("keras", "litert"), default="keras",
+                   help="keras (default, the reference): model.keras; litert: the run's tfphys-export "
+                        "files, one LiteRT interpreter per process (--threads, default 1); run one shard per core")
+    s.add_argument("--precision", choices=("float32", "float16"), default="float32",
+                   help="with --runtime litert: the exported files read (default float32, the scores of "
+                        "Keras to ~1e-5; float16: the HLT's file)")
     add_seed(s, "the Monte-Carlo scores, CoDVAE's KL")
     m = sub.add_parser("merge", help="merge the shard files of DIR into DIR/scores.h5",
                        description="Check that the shard files of DIR score every event exactly once "
@@ -407,7 +413,8 @@ def _score(args: argparse.Namespace) -> int:
         return 0
     shard = scoring.parse_shard(args.shard)
     _import_tensorflow_quietly(threads=args.threads)
-    path = scoring.score_shard(args.run, args.data, args.out, shard=shard, seed=args.seed)
+    path = scoring.score_shard(args.run, args.data, args.out, shard=shard, seed=args.seed, runtime=args.runtime,
+                               precision=args.precision, threads=args.threads)
     print(f"shard {shard[0]}/{shard[1]}: {path}")
     return 0
 

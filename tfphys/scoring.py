@@ -21,6 +21,10 @@ Scores per family (the same as ``tfphys-eval``'s per-event ``scores.h5``, before
 * ALBUS: the two detection statistics ``map_sum`` and ``largest_cluster``
   (:mod:`tfphys.albus.evaluate`), plus ``kind`` and ``visibility``.
 
+``--runtime litert`` scores with the run's ``tfphys-export`` files instead of ``model.keras``
+(:mod:`tfphys.runtime`: LiteRT, one single-thread interpreter per process, float32 files by default,
+``--precision float16`` for the HLT's); the scores are the same functions of the model's outputs.
+
 Shard files and the merged file are written under a temporary name and renamed when complete
 (:mod:`tfphys.atomic`): a killed shard leaves no file that ``merge`` could take for finished; rerun
 that shard alone.
@@ -35,6 +39,7 @@ import h5py
 import numpy as np
 
 from tfphys import registry, rundir
+from tfphys import runtime as runtimes
 from tfphys.atomic import atomic_path, fault_point
 from tfphys.errors import TfphysError
 
@@ -65,21 +70,37 @@ def shard_range(n_events: int, i: int, n_shards: int) -> tuple[int, int]:
     return i * n_events // n_shards, (i + 1) * n_events // n_shards
 
 
-def _load_run(run: Path):
-    """(spec, model) of run dir ``run``, with :mod:`tfphys.rundir`'s messages."""
+def _load_run(run: Path, runtime: str = "keras", precision: str = "float32", threads: int | None = None):
+    """(spec, model) of run dir ``run``, with :mod:`tfphys.rundir`'s messages; ``runtime="litert"``:
+    the model is the run's exported files (:func:`tfphys.runtime.open_exported`), not Keras."""
     opened = rundir.open_run(run)
-    return opened.spec, opened.load_model()
+    if runtime == "keras":
+        return opened.spec, opened.load_model()
+    if runtime != "litert":
+        raise TfphysError(f"--runtime must be one of {', '.join(runtimes.RUNTIMES)}, got {runtime!r}")
+    return opened.spec, runtimes.open_exported(run, precision, threads=threads or 1)
+
+
+def runtime_label(runtime: str, precision: str) -> str:
+    """What a shard file's ``runtime`` attribute says: ``keras`` or ``litert-<precision>``."""
+    return "keras" if runtime == "keras" else f"{runtime}-{precision}"
 
 
 def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: int = 0,
-                progress: bool | None = None) -> Path:
+                progress: bool | None = None, runtime: str = "keras", precision: str = "float32",
+                threads: int | None = None) -> Path:
     """Score shard ``shard = (i, N)`` of ``data`` with the model of run dir ``run``; return the
-    shard file written in ``out_dir``."""
+    shard file written in ``out_dir``.
+
+    ``runtime``: ``keras`` (the reference: ``model.keras``) or ``litert`` (the run's exported
+    ``.tflite`` files at ``precision``, one LiteRT interpreter of ``threads`` (default 1) threads,
+    :mod:`tfphys.runtime`); the shard file records it, and the merge takes shards of one runtime only.
+    """
     from tqdm.auto import tqdm
 
     run, data, out_dir = Path(run), Path(data), Path(out_dir)
     i, n_shards = shard
-    spec, model = _load_run(run)
+    spec, model = _load_run(run, runtime, precision, threads)
     scorer = spec.scorer
     if scorer is None:
         scoring = [n for n in registry.names() if registry.get(n).scorer is not None]
@@ -111,8 +132,8 @@ def score_shard(run, data, out_dir, *, shard: tuple[int, int] = (0, 1), seed: in
         if not parts:  # an empty shard (N > n): keep the score names out of it, merge takes them from others
             scores.attrs["empty"] = True
         f.attrs.update(run=str(run.resolve()), model_name=spec.name, data=str(data.resolve()),
-                       family=spec.family, file_kind=scorer.file_kind, n_events=n_events, shard=i, n_shards=n_shards,
-                       start=start, stop=stop)
+                       runtime=runtime_label(runtime, precision), family=spec.family, file_kind=scorer.file_kind,
+                       n_events=n_events, shard=i, n_shards=n_shards, start=start, stop=stop)
         fault_point("mid-shard")
     return path
 
@@ -170,8 +191,8 @@ def merge(out_dir, files=None) -> Path:
             raise TfphysError(f"{p} is not a tfphys-score shard file ({err})") from None
         metas.append(meta)
         blocks.append(block)
-    for key in ("run", "data", "n_events", "n_shards", "family"):
-        values = {str(m.get(key)) for m in metas}
+    for key in ("run", "data", "n_events", "n_shards", "family", "runtime"):
+        values = {str(m.get(key, "keras" if key == "runtime" else None)) for m in metas}  # (older shards: Keras)
         if len(values) > 1:
             raise TfphysError(f"shard files disagree on {key}: {', '.join(sorted(values))}")
     n_events = int(metas[0]["n_events"])
@@ -191,6 +212,7 @@ def merge(out_dir, files=None) -> Path:
         for name in sorted(names[0]) if names else ():
             scores[name] = np.concatenate([b["scores"][name] for b in blocks if len(b["index"])])[order]
         f.attrs.update({k: metas[0][k] for k in ("run", "model_name", "data", "family", "n_events")})
+        f.attrs["runtime"] = str(metas[0].get("runtime", "keras"))
         f.attrs["merged_shards"] = len(files)
         fault_point("mid-merge")
     return path

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import keras
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -108,9 +109,17 @@ def labelled_classes(path, n_per_class: int, *, seed: int = 0) -> list[str]:
 # ------------------------------------------------------------------------------------ scores
 def model_scores(model, spec, x: np.ndarray, *, seed: int = 0,
                  batch_size: int = 64) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """All §4.6 scores of one trained model on masks ``x``; also its reconstructions (or None)."""
+    """All §4.6 scores of one trained model on masks ``x``; also its reconstructions (or None).
+
+    ``model``: a Keras model, or a model-like object with ``predict(x, batch_size=…, verbose=…)`` and
+    ``layers`` (objects with a ``name``; ``f_m`` predicts the ``Z_m`` latents), e.g. the run's exported
+    files run by LiteRT (:class:`tfphys.runtime.LiteRTModel`, ``tfphys-score --runtime litert``).
+    """
     from tfphys.darkshowers.codvae import GumbelSoftmaxLatent, kl_scores, reconstruct
 
+    if spec.name == "codvae" and not isinstance(model, keras.Model):
+        raise TfphysError("codvae: its KL scores need the Keras model's Gumbel-softmax latent layer; "
+                          "score it with --runtime keras")
     out = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     layers = {layer.name: layer for layer in model.layers}
     result: dict[str, np.ndarray] = {}

@@ -97,7 +97,8 @@ class _BlockReader:
             self._file = formats.open_darkshowers(self.path)
         idx = self.blocks[int(b)]
         images = self._file["images"][idx[0]: idx[-1] + 1][idx - idx[0]]
-        formats.check_pixels(images, self.path, idx)
+        if not (images.min(initial=0.0) >= 0 and images.max(initial=0.0) < np.inf):  # NaN, ±inf or < 0 somewhere
+            formats.check_pixels(images, self.path, idx)  # (two passes, no temporaries: the common case)
         return images.astype(np.float32, copy=False)
 
 
@@ -260,11 +261,44 @@ def classifier_epochs(
     val_ds = val_ds.map(as_example).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return Epochs(one_epoch, n, batch_size), val_ds
 
+def block_hits(deposits: np.ndarray, k: int = DOWNSAMPLE) -> np.ndarray:
+    """Algorithm 1 in NumPy on one channel ``(B, H, W)`` of deposits ≥ 0: whether each ``k × k``
+    block of :func:`downsample` (the same 'SAME' zero padding) holds a positive pixel, ``(B, ⌈H/k⌉,
+    ⌈W/k⌉)`` bool. For deposits ≥ 0 that is the block sum > 0, i.e. :func:`preprocess`'s mask.
+    """
+    hit = deposits > 0
+    for axis in (1, 2):
+        size = hit.shape[axis]
+        if axis == 1 and size % k == 0:  # no padding: a reshape (2× faster than reduceat)
+            hit = hit.reshape(len(hit), size // k, k, -1).any(axis=2)
+            continue
+        n_out = -(-size // k)
+        before = (n_out * k - size) // 2  # TF 'SAME' with stride k: the smaller half of the padding first
+        starts = np.maximum(np.arange(n_out) * k - before, 0)
+        hit = np.logical_or.reduceat(hit, starts, axis=axis)
+    return hit
+
+
 def load_masks(path, indices, *, read_block: int = 64) -> np.ndarray:
-    """The preprocessed masks of ``indices`` as one float32 array ``(n, 72, 58, 1)``."""
-    batches = masks(path, np.sort(np.asarray(indices)), read_block=read_block).batch(256)
-    arrays = [b.numpy() for b in batches]
-    return np.concatenate(arrays).astype(np.float32) if arrays else np.zeros((0, *MASK_SHAPE), np.float32)
+    """The preprocessed masks of ``indices`` (in sorted order) as one float32 array ``(n, 72, 58, 1)``.
+
+    The same masks as :func:`masks` (Algorithm 1 in TensorFlow, the training pipeline's), computed
+    in NumPy (:func:`block_hits`) on blocks of ``read_block`` events: ~3× faster, which matters to
+    scoring once the forward pass runs in LiteRT (``tests/darkshowers/test_runtime_scoring.py`` pins
+    the equality).
+    """
+    indices = np.sort(np.asarray(indices, dtype=np.int64))
+    out = np.zeros((len(indices), *MASK_SHAPE), np.float32)
+    blocks = [indices[i: i + read_block] for i in range(0, len(indices), read_block)]
+    reader = _BlockReader(path, blocks)
+    try:
+        for b, block in enumerate(blocks):
+            start = b * read_block
+            out[start: start + len(block), ..., 0] = block_hits(reader(b)[..., 0])
+    finally:
+        if reader._file is not None:
+            reader._file.close()
+    return out
 
 
 def labelled_sample(path, n_per_class: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
